@@ -1,0 +1,69 @@
+"""kapi: a Kubernetes-compatible control plane in Python, built as a pluggable framework.
+
+Public API (plugins import only these names):
+
+* ``hookimpl`` - the marker for plugin hook implementations;
+* data crossing hook boundaries: ``UserInfo``, ``AuthnRequest``, ``ClientCertificate``,
+  ``RequestAttributes``, ``AdmissionRequest``, ``Decision``, ``Operation``;
+* errors: ``APIError``, ``AuthenticationError``, ``AdmissionDenied``, ``Cause``;
+* storage: ``Storage`` and its data and error types;
+* embedding: ``Config``, ``App``, ``create_app``, ``serve``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kapi.config import Config
+from kapi.errors import AdmissionDenied, APIError, AuthenticationError, Cause
+from kapi.hookspecs import hookimpl
+from kapi.storage import (
+    CompactedError,
+    ConflictError,
+    EventType,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeyValue,
+    ListResult,
+    Storage,
+    StorageError,
+    StorageEvent,
+    UnavailableError,
+)
+from kapi.types import (
+    ANONYMOUS,
+    AUTHENTICATED,
+    MASTERS,
+    UNAUTHENTICATED,
+    AdmissionRequest,
+    AuthnRequest,
+    ClientCertificate,
+    Decision,
+    Operation,
+    RequestAttributes,
+    UserInfo,
+)
+
+if TYPE_CHECKING:
+    from kapi.app import App, create_app
+    from kapi.server import serve
+
+__all__ = [
+    "ANONYMOUS", "AUTHENTICATED", "MASTERS", "UNAUTHENTICATED",
+    "APIError", "AdmissionDenied", "AdmissionRequest", "App", "AuthenticationError", "AuthnRequest",
+    "Cause", "ClientCertificate", "CompactedError", "Config", "ConflictError", "Decision", "EventType",
+    "KeyExistsError", "KeyNotFoundError", "KeyValue", "ListResult", "Operation", "RequestAttributes",
+    "Storage", "StorageError", "StorageEvent", "UnavailableError", "UserInfo", "create_app", "hookimpl", "serve",
+]
+
+_LAZY = {"App": "kapi.app", "create_app": "kapi.app", "serve": "kapi.server"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the web-facing names on first use, so plugins importing ``kapi`` stay light."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kapi' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,165 @@
+"""Hook specifications: the plugin API of kapi. Each docstring is the contract.
+
+A plugin is a module (or object) with functions marked ``@kapi.hookimpl`` and named after these
+specs; it may accept any subset of a spec's arguments. Plugins are registered through the
+``kapi`` entry-point group; the entry-point name is the plugin's name in configuration.
+
+pluggy runs implementations in LIFO registration order, which cannot express a configured
+chain, so kapi calls the request-path hooks itself (``kapi.hooks``): only the plugins named in the
+configuration, in the configured order, awaiting results that are awaitable. So every hook
+below except ``kapi_storage``, ``kapi_add_options`` and ``kapi_register_commands`` may be
+``async def``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from kapi.types import AdmissionRequest, AuthnRequest, Decision, RequestAttributes, UserInfo
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from kapi.app import App
+    from kapi.config import Config
+    from kapi.storage import Storage
+
+hookspec = pluggy.HookspecMarker("kapi")
+hookimpl = pluggy.HookimplMarker("kapi")
+
+# ---------------------------------------------------------------------------------------------
+# request pipeline hooks
+
+
+@hookspec
+def kapi_authenticate(request: AuthnRequest, app: App) -> UserInfo | Awaitable[UserInfo | None] | None:
+    """Identify the caller of a request.
+
+    :param request: headers, verified client certificate and remote address of the request.
+    :param app: the running ``kapi.App`` (config, storage, per-plugin state).
+    :returns: a ``UserInfo`` if the plugin recognises the credentials, or ``None`` ("not mine":
+        the next authenticator is tried).
+
+    Called for every request, in ``config.authenticators`` order; the first non-None result wins
+    and the rest are skipped. Raise ``kapi.AuthenticationError`` when the credential is the
+    plugin's kind but wrong (bad token, expired or badly signed JWT): the request fails with 401 at
+    once and never falls through to anonymous. The core adds ``system:authenticated`` to the
+    groups of every identified user. When every authenticator returns None the request is
+    anonymous if ``--anonymous-auth`` allows it, else 401. Any other exception is a 500 naming
+    the plugin. Never put a credential in an error message or log.
+    """
+
+
+@hookspec
+def kapi_authorize(attributes: RequestAttributes, app: App) -> Decision | Awaitable[Decision | None] | None:
+    """Decide whether ``attributes.user`` may do ``attributes.verb`` on the resource or path.
+
+    :returns: ``Decision.ALLOW`` or ``Decision.DENY`` to decide, ``None`` or
+        ``Decision.NO_OPINION`` to pass to the next authorizer.
+
+    Called in ``config.authorizers`` order; the first ALLOW or DENY decides and stops the chain.
+    If no authorizer decides, the request is denied with 403 (deny by default). An authorizer that
+    raises fails the request with a 500 Status naming it; it is never taken as an allow.
+    """
+
+
+@hookspec
+def kapi_mutate_admission(request: AdmissionRequest, app: App) -> Mapping[str, Any] | Awaitable[Any] | None:
+    """Change an object before it is validated and stored (mutating admission).
+
+    :param request: the operation, the incoming object (``request.obj``) and the stored one.
+    :returns: the new object (a dict) to continue with, or ``None`` to leave it unchanged.
+
+    Called on create, update and delete (and subresource writes), in ``config.admission`` order,
+    before every validating plugin; each sees the previous one's result. Raise
+    ``kapi.AdmissionDenied`` to reject the request (403, or the code given), naming the plugin.
+    """
+
+
+@hookspec
+def kapi_validate_admission(request: AdmissionRequest, app: App) -> Awaitable[None] | None:
+    """Accept or reject an object after mutation and schema validation (validating admission).
+
+    :returns: ``None``. Reject by raising ``kapi.AdmissionDenied`` (403 by default, or 422 with
+        field causes); the message names the plugin. Must not change ``request.obj``.
+
+    Called after all mutating plugins, in ``config.admission`` order; the first rejection stops
+    the chain and nothing is stored.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# storage
+
+
+@hookspec(firstresult=True)
+def kapi_storage(config: Config, backend: str) -> Storage | None:
+    """Create the storage backend named ``backend`` (``config.storage_backend``).
+
+    :returns: a ``kapi.Storage`` if this plugin implements ``backend``, else ``None``.
+
+    Synchronous and first-result: the plugin that answers for the name is used. The store is
+    opened here and closed by the core at shutdown (``Storage.close``); it must pass the contract
+    suite in ``kapi.testing.storage_contract``.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# lifecycle and extension
+
+
+@hookspec
+def kapi_startup(app: App) -> Awaitable[None] | None:
+    """Prepare a plugin's state when the app starts (ASGI lifespan startup), e.g. load a file.
+
+    Called for every registered plugin, awaited, after the storage is open and before the first
+    request. Keep state in ``app.plugin_state(name)``, never in module globals. Raising aborts
+    startup with an error that names the plugin.
+    """
+
+
+@hookspec
+def kapi_shutdown(app: App) -> Awaitable[None] | None:
+    """Release a plugin's resources when the app stops (ASGI lifespan shutdown). Called for every
+    registered plugin and awaited; errors are logged and do not stop the others."""
+
+
+@hookspec
+def kapi_register_routes(app: App) -> list[BaseRoute] | None:
+    """Extra HTTP routes (starlette ``Route`` objects) to serve beside the Kubernetes API.
+
+    :returns: a list of routes, or ``None``. All plugins' lists are merged. Requests to these
+    routes pass authentication and authorization as non-resource requests first.
+    """
+
+
+@hookspec
+def kapi_add_options(parser: argparse.ArgumentParser) -> None:
+    """Add a plugin's own command-line flags to ``kapi-apiserver`` (and ``kapi serve``).
+
+    Use a prefix with the plugin's name. Values reach the plugin as
+    ``app.config.options_for(plugin_name)`` when the plugin also implements
+    ``kapi_read_options``.
+    """
+
+
+@hookspec
+def kapi_read_options(args: argparse.Namespace) -> Mapping[str, Any] | None:
+    """Turn parsed flags into the plugin's settings section (``config.plugin_options[name]``).
+
+    :returns: the section, or ``None`` for none. Raise ``ValueError`` with a message naming the
+        flag and the fix for a bad value: the server then refuses to start.
+    """
+
+
+@hookspec
+def kapi_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add sub-commands to the ``kapi`` CLI (``kapi certs ...`` is one).
+
+    Each command's parser must set ``func`` (``parser.set_defaults(func=...)``) to a callable that
+    takes the parsed ``argparse.Namespace`` and returns an exit code.
+    """
