@@ -91,6 +91,12 @@ def invalid(group: str, kind: str, name: str, causes: tuple[Cause, ...]) -> APIE
                     group=group, kind=kind, name=name, causes=causes)
 
 
+def not_found_path(path: str) -> APIError:
+    """404 for a path that serves nothing (kube-apiserver answers "the server could not find the
+    requested resource")."""
+    return APIError(404, "NotFound", "the server could not find the requested resource", name=path.rsplit("/", 1)[-1])
+
+
 def bad_request(message: str) -> APIError:
     return APIError(400, "BadRequest", message)
 

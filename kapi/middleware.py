@@ -1,0 +1,196 @@
+"""The request pipeline's pure-ASGI middleware, assembled in one place (``build_middleware``).
+
+Order, outermost first (like ``DefaultBuildHandlerChain``):
+
+1. ``StatusErrors``  - any ``APIError`` becomes a Status response; anything else a 500 Status.
+2. ``Authenticate``  - request info, then the authenticator chain: 401 or a ``UserInfo``.
+3. ``Inflight``      - --max-requests-inflight / --max-mutating-requests-inflight: 429 + Retry-After
+                       when full (long-running watches are not counted).
+4. ``Authorize``     - the authorizer chain: first Allow/Deny decides, none -> 403.
+
+Handlers then find ``scope["kapi.info"]`` (``RequestInfo``) and ``scope["kapi.user"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kapi import errors, hooks, requestinfo
+from kapi.tls_ext import client_certificate_from_scope
+from kapi.types import AUTHENTICATED, AuthnRequest, Decision, UserInfo
+
+if TYPE_CHECKING:
+    from kapi.app import App
+
+log = logging.getLogger("kapi.request")
+
+LONG_RUNNING_VERBS = frozenset({"watch"})
+MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+
+
+async def send_status(send: Send, err: errors.APIError) -> None:
+    """Write ``err`` as a Status response."""
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-cache, private")]
+    if err.retry_after is not None:
+        headers.append((b"retry-after", str(err.retry_after).encode()))
+    body = err.body()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": err.code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class StatusErrors:
+    """Outermost: turn errors into Status objects; a response already started is just closed."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except errors.APIError as err:
+            if not started:
+                await send_status(send, err)
+        except Exception:
+            log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send_status(send, errors.internal("an internal error occurred; see the server log"))
+
+
+class Inflight:
+    """Bounded concurrency: requests beyond the limits get 429 with Retry-After at once."""
+
+    def __init__(self, app: ASGIApp, *, max_readonly: int, max_mutating: int) -> None:
+        self.app = app
+        self.max_readonly = max_readonly
+        self.max_mutating = max_mutating
+        self.readonly = 0
+        self.mutating = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        info = scope.get("kapi.info")
+        if scope["type"] != "http" or info is None or info.verb in LONG_RUNNING_VERBS:
+            await self.app(scope, receive, send)
+            return
+        mutating = info.verb in MUTATING_VERBS
+        limit = self.max_mutating if mutating else self.max_readonly
+        current = self.mutating if mutating else self.readonly
+        if limit > 0 and current >= limit:
+            raise errors.too_many_requests("Too many requests, please try again later.", retry_after=1)
+        if mutating:
+            self.mutating += 1
+        else:
+            self.readonly += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if mutating:
+                self.mutating -= 1
+            else:
+                self.readonly -= 1
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        out[key.decode("latin-1").lower()] = value.decode("latin-1")
+    return out
+
+
+class Authenticate:
+    """Parse the request, then run the authenticator chain (401 when nobody is recognised)."""
+
+    def __init__(self, app: ASGIApp, *, kapi_app: App) -> None:
+        self.app = app
+        self.kapi = kapi_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        info = requestinfo.parse(scope["method"], path, scope.get("query_string", b"").decode("latin-1"))
+        scope["kapi.info"] = info
+        client = scope.get("client")
+        request = AuthnRequest(method=scope["method"], path=path, headers=_headers(scope),
+                               client_cert=client_certificate_from_scope(scope),
+                               remote=(client[0], client[1]) if client else None)
+        plugin, user = await hooks.call_first("kapi_authenticate", self.kapi.chains.authenticate,
+                                              request=request, app=self.kapi)
+        if user is None:
+            raise errors.unauthorized()
+        if plugin != "authn_anonymous" and AUTHENTICATED not in user.groups:
+            user = UserInfo(user.name, user.uid, (*user.groups, AUTHENTICATED), user.extra)
+        scope["kapi.user"] = user
+        scope["kapi.authenticator"] = plugin
+        await self.app(scope, receive, send)
+
+
+def forbidden_message(info: requestinfo.RequestInfo, user: UserInfo, reason: str = "") -> str:
+    """kube-apiserver's wording of a 403."""
+    if not info.is_resource_request:
+        msg = f'forbidden: User "{user.name}" cannot {info.verb} path "{info.path}"'
+    else:
+        resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
+        qualified = f"{info.resource}.{info.api_group}" if info.api_group else info.resource
+        msg = (f'{qualified}{" " + repr(info.name).replace(chr(39), chr(34)) if info.name else ""} is forbidden: '
+               f'User "{user.name}" cannot {info.verb} resource "{resource}" in API group "{info.api_group}"')
+        msg += f' in the namespace "{info.namespace}"' if info.namespace else " at the cluster scope"
+    return f"{msg}: {reason}" if reason else msg
+
+
+class Authorize:
+    """Run the authorizer chain; deny by default."""
+
+    def __init__(self, app: ASGIApp, *, kapi_app: App) -> None:
+        self.app = app
+        self.kapi = kapi_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        info: requestinfo.RequestInfo = scope["kapi.info"]
+        user: UserInfo = scope["kapi.user"]
+        decision = await authorize(self.kapi, info.attributes(user))
+        if decision is not Decision.ALLOW:
+            raise errors.forbidden(forbidden_message(info, user))
+        await self.app(scope, receive, send)
+
+
+async def authorize(kapi_app: App, attributes: Any) -> Decision:
+    """The authorizer chain's decision for ``attributes`` (DENY when nobody decides)."""
+    for impl in kapi_app.chains.authorize:
+        result = await hooks.invoke("kapi_authorize", impl, {"attributes": attributes, "app": kapi_app})
+        if result in (Decision.ALLOW, Decision.DENY):
+            return result
+    return Decision.DENY
+
+
+def build_middleware(kapi_app: App) -> list[Middleware]:
+    """The pipeline, outermost first."""
+    cfg = kapi_app.config
+    return [
+        Middleware(StatusErrors),
+        Middleware(Authenticate, kapi_app=kapi_app),
+        Middleware(Inflight, max_readonly=cfg.max_requests_inflight, max_mutating=cfg.max_mutating_requests_inflight),
+        Middleware(Authorize, kapi_app=kapi_app),
+    ]

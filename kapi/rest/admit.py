@@ -1,0 +1,69 @@
+"""Defaulting, validation and admission of an object on its way to storage.
+
+Order (kube-apiserver's): prepare -> default -> mutating admission -> validation (generic metadata,
+schema, kind rules; 422 Invalid with causes, or 400 for unknown fields under
+``fieldValidation=Strict``) -> validating admission.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kapi import errors, hooks, validation
+from kapi.rest.context import Ctx
+from kapi.types import AdmissionRequest, Operation
+
+Obj = dict[str, Any]
+
+
+def _request(ctx: Ctx, op: Operation, obj: Obj | None, old: Obj | None, subresource: str, name: str,
+             dry_run: bool) -> AdmissionRequest:
+    rt = ctx.rt
+    return AdmissionRequest(operation=op, kind=rt.kind, api_group=rt.group, api_version=rt.version,
+                            resource=rt.plural, subresource=subresource, namespace=ctx.namespace, name=name,
+                            obj=obj, old_obj=old, user=ctx.user, dry_run=dry_run)
+
+
+async def mutate(ctx: Ctx, op: Operation, obj: Obj, old: Obj | None, *, subresource: str = "",
+                 dry_run: bool = False) -> Obj:
+    """Run the mutating admission chain; returns the (possibly new) object."""
+    name = obj.get("metadata", {}).get("name", "")
+    for impl in ctx.app.chains.mutate:
+        request = _request(ctx, op, obj, old, subresource, name, dry_run)
+        result = await hooks.invoke("kapi_mutate_admission", impl, {"request": request, "app": ctx.app})
+        if result is not None:
+            if not isinstance(result, dict):
+                raise hooks.PluginFailure("kapi_mutate_admission", impl.plugin)
+            obj = result
+    return obj
+
+
+async def validate_admission(ctx: Ctx, op: Operation, obj: Obj | None, old: Obj | None, *, name: str,
+                             subresource: str = "", dry_run: bool = False) -> None:
+    """Run the validating admission chain (raises ``AdmissionDenied`` to reject)."""
+    if not ctx.app.chains.validate:
+        return
+    request = _request(ctx, op, obj, old, subresource, name, dry_run)
+    await hooks.call_each("kapi_validate_admission", ctx.app.chains.validate, request=request, app=ctx.app)
+
+
+def field_validation(ctx: Ctx) -> str:
+    value = ctx.query("fieldValidation", "Warn") or "Warn"
+    if value not in ("Strict", "Warn", "Ignore"):
+        raise errors.bad_request(f'fieldValidation must be one of "Ignore", "Warn" or "Strict", not "{value}"')
+    return value
+
+
+def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> list[str]:
+    """Validate ``obj`` (an update when ``old`` is given). Returns warnings for the Warning header."""
+    rt = ctx.rt
+    mode = field_validation(ctx)
+    causes, unknown = validation.validate_against_schema(ctx.app.schema, rt.group, rt.version, rt.kind, obj,
+                                                         unknown_fields=mode)
+    if unknown and mode == "Strict":
+        raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+    causes = [*validation.validate_object_meta(obj, rt.namespaced), *causes]
+    causes += rt.strategy.validate(obj) if old is None else rt.strategy.validate_update(obj, old)
+    if causes:
+        raise errors.invalid(rt.group, rt.kind, obj.get("metadata", {}).get("name", ""), tuple(causes))
+    return [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []

@@ -1,0 +1,86 @@
+"""The resource endpoint: ``/api/v1/...`` and ``/apis/GROUP/VERSION/...`` -> verb handler.
+
+Authentication and authorization already ran (middleware); this resolves the resource, checks
+the verb and subresource it supports and calls the handler. Subresources served here: ``status``
+(get/update/patch), ``scale`` (deployments, replicasets), ``binding`` (pods). Non-stored review
+resources (``selfsubjectaccessreviews``) answer on create.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from kapi import errors
+from kapi.rest import read, reviews, subresources, write
+from kapi.rest.context import Ctx
+
+if TYPE_CHECKING:
+    from kapi.app import App
+
+Handler = Callable[[Ctx], Awaitable[Response]]
+
+MAIN: dict[str, Handler] = {
+    "get": read.get,
+    "list": read.list_objects,
+    "watch": read.watch,
+    "create": write.create,
+    "update": write.update,
+    "patch": write.patch_object,
+    "delete": write.delete,
+    "deletecollection": write.delete_collection,
+}
+
+STATUS: dict[str, Handler] = {
+    "get": read.get,
+    "update": lambda ctx: write.update(ctx, "status"),
+    "patch": lambda ctx: write.patch_object(ctx, "status"),
+}
+
+
+def _subresource_handler(ctx: Ctx) -> Handler | None:
+    sub, verb = ctx.info.subresource, ctx.info.verb
+    if sub == "status":
+        return STATUS.get(verb)
+    if sub == "scale":
+        return subresources.SCALE.get(verb)
+    if sub == "binding" and ctx.rt.plural == "pods" and verb == "create":
+        return subresources.bind_pod
+    return None
+
+
+def make_endpoint(app: App) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint serving every resource path of ``app``."""
+
+    async def endpoint(request: Request) -> Response:
+        info = request.scope["kapi.info"]
+        if not info.is_resource_request:
+            raise errors.not_found_path(info.path)
+        rt = app.registry.lookup(info.api_group, info.api_version, info.resource)
+        if rt is None:
+            raise errors.not_found_path(info.path)
+        if info.namespace and not rt.namespaced and info.resource != "namespaces":
+            raise errors.not_found_path(info.path)
+        ctx = Ctx(app=app, rt=rt, info=info, user=request.scope["kapi.user"], request=request)
+        if rt.plural in reviews.REVIEWS:
+            if info.verb != "create" or info.subresource:
+                raise errors.method_not_allowed(f"{rt.plural} only supports create")
+            return await reviews.REVIEWS[rt.plural](ctx)
+        if info.subresource:
+            if info.subresource not in rt.subresources:
+                raise errors.not_found_path(info.path)
+            handler = _subresource_handler(ctx)
+        else:
+            if info.verb in ("get", "update", "patch", "delete") and not info.name:
+                raise errors.method_not_allowed(f"{info.verb} needs a resource name")
+            handler = MAIN.get(info.verb) if info.verb in rt.verbs else None
+        if handler is None:
+            target = f"{rt.qualified}/{info.subresource}" if info.subresource else rt.qualified
+            raise errors.method_not_allowed(f"the server does not allow this method on the requested resource "
+                                            f"({info.verb} {target})")
+        return await handler(ctx)
+
+    return endpoint

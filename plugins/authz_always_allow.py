@@ -1,0 +1,18 @@
+"""AlwaysAllow authorizer (``--authorization-mode=AlwaysAllow``).
+
+Allows every request of every authenticated caller. Use it only on a server whose callers are all
+trusted: as kube-apiserver does, kapi turns anonymous authentication off when this mode is
+configured, so callers must still present a client certificate or token.
+"""
+
+from __future__ import annotations
+
+from kapi import Decision, RequestAttributes, hookimpl
+
+ALIASES = ("AlwaysAllow",)
+
+
+@hookimpl
+def kapi_authorize(attributes: RequestAttributes) -> Decision:
+    """Allow."""
+    return Decision.ALLOW
