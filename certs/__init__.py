@@ -18,6 +18,7 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from kapi_certs.kubeconfig import (
     COMPONENTS,
@@ -107,15 +108,18 @@ def ensure_default_credentials(data_dir: str | Path, *, server: str = DEFAULT_SE
                                extra_sans: Iterable[str] = ()) -> DefaultCredentials:
     """Make sure ``data_dir`` holds a PKI (``data_dir/pki``, see ``ensure_pki``) and an admin
     kubeconfig (``data_dir/admin.kubeconfig``, user ``kubernetes-admin`` in ``system:masters``,
-    pointing at ``server``). Idempotent: a second call on a good directory only reads (a few ms);
-    the admin kubeconfig is rewritten when it is missing, points elsewhere, was signed by another
-    CA or expires within 30 days.
+    pointing at ``server``). The serving certificate names ``server``'s host too, besides the
+    usual SANs, the advertise address and ``extra_sans``. Idempotent: a second call on a good
+    directory only reads (a few ms); the admin kubeconfig is rewritten when it is missing, points
+    elsewhere, was signed by another CA or expires within 30 days.
 
     :raises PKIError: the existing PKI is unusable (see ``ensure_pki``).
     """
     root = Path(data_dir)
     cert_dir = root / "pki"
-    options = PKIOptions(advertise_address=advertise_address, extra_sans=tuple(extra_sans))
+    server_host = urlsplit(server).hostname or ""
+    options = PKIOptions(advertise_address=advertise_address,
+                         extra_sans=tuple(dict.fromkeys([*extra_sans, *([server_host] if server_host else [])])))
     ensure_pki(cert_dir, options)
     ca_path, ca_key_path = files_of(cert_dir, "ca")
     serving_cert, serving_key = files_of(cert_dir, "apiserver")

@@ -27,10 +27,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography import x509
-from kapi_certs import kubeconfig, layout, pki
 
 from kapi import hookimpl
 from kapi.config import default_data_dir
+from kapi_certs import kubeconfig, layout, pki
 
 DEFAULT_SERVER = "https://127.0.0.1:6443"
 

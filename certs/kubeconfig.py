@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 from cryptography import x509
+
 from kapi_certs import pki
 from kapi_certs.files import PRIVATE, OutFile, write_files
 

@@ -45,6 +45,7 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from kapi_certs import pki
 from kapi_certs.files import PRIVATE, PUBLIC, OutFile, locked, write_files
 

@@ -48,6 +48,17 @@ class Strategy:
     #: status, and ``metadata.generation`` is bumped when anything but metadata/status changes.
     has_status: bool = False
 
+    #: True when objects are stored in another form than served (``to_storage``/``from_storage``)
+    converts: bool = False
+
+    def to_storage(self, obj: Obj) -> Obj:
+        """The stored form of a served object (events.k8s.io Events are stored as core Events)."""
+        return obj
+
+    def from_storage(self, obj: Obj) -> Obj:
+        """The served form of a stored object (the inverse of ``to_storage``)."""
+        return obj
+
     def prepare_for_create(self, obj: Obj) -> None:
         """Clear or initialise fields a client may not set on create (e.g. reset status)."""
 
@@ -93,8 +104,8 @@ class Strategy:
         return [Column("Age", "date", description="CreationTimestamp")]
 
     def cells(self, obj: Obj) -> list[Any]:
-        """One Table row's cells after the name, matching ``columns()``. The caller renders
-        ``Column.type == "date"`` cells from a creationTimestamp string into an age."""
+        """One Table row's cells after the name, matching ``columns()``, already rendered as
+        kube-apiserver renders them (ages as "5m")."""
         return [obj.get("metadata", {}).get("creationTimestamp")]
 
 

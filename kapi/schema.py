@@ -42,8 +42,11 @@ T = TypeVar("T")
 #: JSON type names as written in the schemas.
 JSON_TYPES = frozenset({"string", "integer", "number", "boolean", "object", "array", "null"})
 
-_SITE_KEYS = ("description", "x-kubernetes-patch-strategy", "x-kubernetes-patch-merge-key",
-              "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type")
+_META = "io.k8s.apimachinery.pkg.apis.meta.v1"
+_API_VERSION_DOC = ("APIVersion defines the versioned schema of this representation of an object. Servers should "
+                    "convert recognized schemas to the latest internal value, and may reject unrecognized values.")
+_KIND_DOC = ("Kind is a string value representing the REST resource this object represents. Servers may infer "
+             "this from the endpoint the client submits requests to. Cannot be updated. In CamelCase.")
 
 
 def definitions_path() -> Path:
@@ -263,6 +266,37 @@ class SchemaCatalog:
         group/version/kind they declare now maps to them)."""
         return SchemaCatalog(definitions, base=self)
 
+    def with_kinds(self, schemas: Mapping[GVK, Schema]) -> SchemaCatalog:
+        """A new catalog that also knows custom kinds, each given as an OpenAPI v3 object schema
+        (a CRD version's ``openAPIV3Schema``), keyed by (group, version, kind).
+
+        As kube-apiserver publishes them: named ``custom_definition_name(...)``, with
+        ``apiVersion``, ``kind`` and ``metadata`` (ObjectMeta) added when missing, the kind's
+        ``x-kubernetes-group-version-kind``, and a ``<Kind>List`` definition beside it."""
+        added: dict[str, Schema] = {}
+        for (group, version, kind), schema in schemas.items():
+            name = custom_definition_name(group, version, kind)
+            props = dict(schema.get("properties") or {})
+            props.setdefault("apiVersion", {"type": "string", "description": _API_VERSION_DOC})
+            props.setdefault("kind", {"type": "string", "description": _KIND_DOC})
+            props.setdefault("metadata", {"$ref": f"#/$defs/{_META}.ObjectMeta"})
+            added[name] = {**schema, "type": "object", "properties": props,
+                           "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": kind}]}
+            added[name + "List"] = {
+                "description": f"{kind}List is a list of {kind}",
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "apiVersion": {"type": "string", "description": _API_VERSION_DOC},
+                    "kind": {"type": "string", "description": _KIND_DOC},
+                    "metadata": {"$ref": f"#/$defs/{_META}.ListMeta"},
+                    "items": {"type": "array", "items": {"$ref": f"#/$defs/{name}"},
+                              "description": f"List of {kind.lower()}s."},
+                },
+                "x-kubernetes-group-version-kind": [{"group": group, "version": version, "kind": kind + "List"}],
+            }
+        return self.extended(added)
+
     def memo(self, key: Any, factory: Callable[[], T]) -> T:
         """The artefact cached under ``key`` for this catalog, built by ``factory`` on first use."""
         try:
@@ -270,6 +304,13 @@ class SchemaCatalog:
         except KeyError:
             value = self._memo[key] = factory()
             return value
+
+
+def custom_definition_name(group: str, version: str, kind: str) -> str:
+    """kube-apiserver's definition name for a custom kind: the group reversed, then version and
+    kind (``stable.example.com``/``v1``/``CronTab`` -> ``com.example.stable.v1.CronTab``)."""
+    reversed_group = ".".join(reversed(group.split("."))) if group else "core"
+    return f"{reversed_group}.{version}.{kind}"
 
 
 def _refs_in(schema: Any) -> Iterator[str]:

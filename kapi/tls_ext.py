@@ -34,6 +34,7 @@ from typing import Any
 
 import hypercorn.asyncio.run as _hypercorn_run
 from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.typing import AppWrapper, ASGIReceiveCallable, ASGISendCallable, Scope
 
 from kapi.types import ClientCertificate
 
@@ -46,13 +47,13 @@ class _TLSScopeApp:
 
     __slots__ = ("_app", "_tls")
 
-    def __init__(self, app: Any, tls: Mapping[str, Any]) -> None:
+    def __init__(self, app: AppWrapper, tls: Mapping[str, Any]) -> None:
         self._app = app
         self._tls = tls
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any],
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable,
                        sync_spawn: Callable[..., Any], call_soon: Callable[..., Any]) -> None:
-        if scope["type"] in ("http", "websocket"):
+        if scope["type"] == "http" or scope["type"] == "websocket":
             tls = dict(self._tls)
             tls["client_cert_chain"] = list(tls["client_cert_chain"])
             extensions = scope.get("extensions")

@@ -23,6 +23,7 @@ exported in two flavours: ``is_*`` returns a bool, ``*_errors`` returns kube's m
 from __future__ import annotations
 
 import binascii
+import copy
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "null": (type(None),),
 }
 _BRACKETS = re.compile(r"\[[^\]]*\]")
+_BOOLEAN = frozenset({"boolean"})
 
 
 class _AnyType:
@@ -142,12 +144,13 @@ class SchemaResult:
 class _Findings:
     """Mutable collector used during one validation run."""
 
-    __slots__ = ("causes", "decode_error", "unknown")
+    __slots__ = ("causes", "decode_error", "lax", "unknown")
 
     def __init__(self) -> None:
         self.causes: list[Cause] = []
         self.unknown: list[str] = []
         self.decode_error: str | None = None
+        self.lax = False  # True inside the top-level status: required lists are not enforced there
 
     def type_error(self, path: str, value: Any, check: _Check, owner: str) -> None:
         """Record that ``value`` at ``path`` is not what ``check`` admits; ``owner`` is the short
@@ -202,9 +205,18 @@ class _Check:
                 out.type_error(_join(path, key), val, check, self.owner)
             elif check.run is not None and val is not None:
                 check.run(val, _join(path, key), out)
-        for name in self.required:
-            if value.get(name) is None:
-                out.causes.append(Cause(_join(path, name), "Required value", REQUIRED))
+        if not out.lax:
+            for name in self.required:
+                if value.get(name) is None:
+                    out.causes.append(Cause(_join(path, name), "Required value", REQUIRED))
+
+    def lax_object(self, value: dict[str, Any], path: str, out: _Findings) -> None:
+        """``object`` without required checks below this point (a kind's status)."""
+        out.lax = True
+        try:
+            self.object(value, path, out)
+        finally:
+            out.lax = False
 
     def map(self, value: dict[str, Any], path: str, out: _Findings) -> None:
         check = self.additional
@@ -295,13 +307,19 @@ class _Compiler:
         check.go_type = _go_type(node)
         if types is None:
             return
-        check.types = frozenset(t for name in types for t in _PY_TYPES.get(name, ()))
+        # JSON null decodes to the zero value in Go whatever the declared type: never a type error
+        # (a required field that is null is reported as required instead).
+        check.types = frozenset(t for name in types | {"null"} for t in _PY_TYPES.get(name, ()))
         check.expect = next((t for t in ("object", "array", "string", "integer", "number", "boolean")
                              if t in types), "null")
         if "object" in types:
             if node.is_struct:
                 check.props = {key: self.compile(sub, owner, key) for key, sub in node.properties.items()}
-                check.required = node.required
+                # `required` in the OpenAPI means "serialized even when empty" (no omitempty). A
+                # missing boolean is simply false, so only non-boolean fields are enforced.
+                check.required = tuple(r for r in node.required
+                                       if r not in node.properties
+                                       or (node.properties[r].types or _BOOLEAN) - {"null"} != _BOOLEAN)
                 check.run = check.object
             elif node.additional is not None:
                 check.additional = self.compile(node.additional, owner)
@@ -328,7 +346,21 @@ def compiled_validator(catalog: SchemaCatalog, group: str, version: str, kind: s
     if name is None:
         return None
     compiler = catalog.memo("validation.compiler", _Compiler)
-    return catalog.memo(("validation.kind", name), lambda: compiler.compile(catalog.node(name), ""))
+    return catalog.memo(("validation.kind", name), lambda: _root_check(compiler.compile(catalog.node(name), "")))
+
+
+def _root_check(shared: _Check) -> _Check:
+    """The checker of a whole object: like the definition's, but its ``status`` (written by
+    controllers, which omit zero values that the OpenAPI lists as required) skips required checks."""
+    status = shared.props.get("status")
+    if status is None or status.run != status.object:
+        return shared
+    root = copy.copy(shared)
+    lax = copy.copy(status)
+    lax.run = lax.lax_object
+    root.props = {**shared.props, "status": lax}
+    root.run = root.object
+    return root
 
 
 def validate_against_schema(catalog: SchemaCatalog, group: str, version: str, kind: str, obj: Any, *,
@@ -400,8 +432,8 @@ def regex_error(message: str, fmt: str, *examples: str) -> str:
     """kube's ``RegexError``: the message, examples and the regex used."""
     if not examples:
         return f"{message} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}'" for e in examples)
-    return f"{message} (e.g. {shown}, regex used for validation is '{fmt}')"
+    shown = " or ".join(f"'{e}', " for e in examples)  # kube's own spacing: "'a',  or 'b', "
+    return f"{message} (e.g. {shown}regex used for validation is '{fmt}')"
 
 
 def _byte_len(value: str) -> int:

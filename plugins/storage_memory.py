@@ -55,6 +55,9 @@ from kapi import (
 ALIASES = ("memory",)
 
 _by_key = attrgetter("key")
+# aliases: inside MemoryStorage the name ``list`` is the method
+_KeyValues = list[KeyValue]
+_Events = list[StorageEvent]
 
 
 def _prefix_end(prefix: str) -> str | None:
@@ -87,7 +90,15 @@ class MemoryStorage:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> MemoryStorage:
         """Build a store from the plugin's option section (values may be strings from the CLI)."""
+        unknown = set(options) - {"history", "watch_queue"}
+        if unknown:
+            raise ValueError(f"storage_memory: unknown option(s) {', '.join(sorted(unknown))}")
         return cls(history=int(options.get("history", 10000)), watch_queue=int(options.get("watch_queue", 10000)))
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
 
     # ------------------------------------------------------------------ reads
 
@@ -119,7 +130,7 @@ class MemoryStorage:
             return ListResult(snapshot[:limit], revision, True, len(snapshot) - limit)
         return ListResult(snapshot, revision, False, 0)
 
-    def _snapshot(self, prefix: str, start_after: str, lo: int, hi: int, revision: int) -> list[KeyValue]:
+    def _snapshot(self, prefix: str, start_after: str, lo: int, hi: int, revision: int) -> _KeyValues:
         """Keys in ``_keys[lo:hi]`` as of ``revision``: unchanged ones plus, for keys changed
         later, the value their first later change replaced (dropping keys created later)."""
         as_of: dict[str, KeyValue | None] = {}
@@ -225,7 +236,7 @@ class MemoryStorage:
         self._check_open()
         return _MemoryWatch(self, prefix, revision, self._watch_queue)
 
-    def _attach(self, watcher: _MemoryWatch, after: int) -> list[StorageEvent]:
+    def _attach(self, watcher: _MemoryWatch, after: int) -> _Events:
         """Register ``watcher`` for live events and return the history after ``after`` it missed."""
         if after < self._compacted:
             raise CompactedError(after, self._compacted)
@@ -290,6 +301,9 @@ class _MemoryWatch:
                 return event
             if self._closed:
                 raise StopAsyncIteration
+            if self._store.closed:
+                self.close()
+                continue
             if not self._live:
                 try:
                     self._pending.extend(self._store._attach(self, self._delivered))

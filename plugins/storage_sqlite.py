@@ -68,7 +68,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from itertools import starmap
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kapi import (
     CompactedError,
@@ -95,6 +95,7 @@ _BUSY_TIMEOUT_MS = 10000
 _MAX_BATCH = 512  # jobs per transaction
 _LOG_PAGE = 1000  # log rows per watch catch-up read
 _PURGE_CHUNK = 5000  # log rows deleted per compaction transaction
+_READ_SLICE = 0.002  # seconds of reads after which answers are sent and a new snapshot begins
 _NO_UPPER_BOUND = b"\xff"  # a BLOB sorts after every TEXT key in SQLite
 
 _SCHEMA = """
@@ -146,6 +147,8 @@ _EVENT_TYPES = (EventType.ADDED, EventType.MODIFIED, EventType.DELETED)
 
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+_Post = Callable[[Callable[[], None]], None]
+_T = TypeVar("_T")
 
 
 def _prefix_bounds(prefix: str) -> tuple[str, str | bytes]:
@@ -270,7 +273,7 @@ def _purge(tx: _Tx, below: int) -> bool:
     (low,) = tx.conn.execute("SELECT min(revision) FROM log").fetchone()
     if low is None or low >= below:
         return False
-    upto = min(below, low + _PURGE_CHUNK)
+    upto: int = min(below, low + _PURGE_CHUNK)
     tx.conn.execute("DELETE FROM log WHERE revision < ?", (upto,))
     return upto < below
 
@@ -300,8 +303,8 @@ def _list(conn: sqlite3.Connection, prefix: str, revision: int, limit: int, star
     elif revision < compacted:
         raise CompactedError(revision, compacted)
     else:
-        rows = conn.execute(_LIST_AT, {"lo": lo, "hi": hi, "after": start_after, "rev": revision, "n": fetch})
-        rows = rows.fetchall()
+        params = {"lo": lo, "hi": hi, "after": start_after, "rev": revision, "n": fetch}
+        rows = conn.execute(_LIST_AT, params).fetchall()
     more = 0 < limit < len(rows)
     if more:
         del rows[limit:]
@@ -322,12 +325,24 @@ def _read_log(conn: sqlite3.Connection, prefix: str, after: int) -> tuple[list[S
     return events, events[-1].kv.revision if len(events) == _LOG_PAGE else current
 
 
-def _read_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> Callable[[], None]:
+def _read_batch(conn: sqlite3.Connection, jobs: list[_Job], post: _Post) -> Callable[[], None]:
+    """Run read jobs in shared snapshots. A snapshot (and its answers) ends once it has taken
+    ``_READ_SLICE`` seconds, so big lists neither delay small reads nor pin the WAL for long."""
+    outcomes: list[_Outcome] = []
+    sliced = time.perf_counter() + _READ_SLICE
     conn.execute("BEGIN")
     try:
-        outcomes = [_attempt(job, conn) for job in jobs]
+        for job in jobs:
+            outcomes.append(_attempt(job, conn))
+            if time.perf_counter() > sliced:
+                conn.execute("ROLLBACK")  # read-only: ends the snapshot
+                post(partial(_settle, outcomes))
+                outcomes = []
+                sliced = time.perf_counter() + _READ_SLICE
+                conn.execute("BEGIN")
     finally:
-        conn.execute("ROLLBACK")  # read-only: ends the snapshot
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
     return partial(_settle, outcomes)
 
 
@@ -338,15 +353,16 @@ def _read_batch(conn: sqlite3.Connection, jobs: list[_Job]) -> Callable[[], None
 class _Worker:
     """Daemon threads, one per connection, that run queued jobs in batches.
 
-    ``run_batch(conn, jobs)`` runs in a thread and returns a callable that is then scheduled on
-    the event loop (to settle the jobs' futures). If it raises, every job of the batch fails with
-    ``UnavailableError``. ``idle(conn)``, when given, runs in the thread after every batch and at
-    least every ``idle_interval`` seconds, and may return such a callable too. Threads start on
-    the first ``submit`` and bind to its event loop.
+    ``run_batch(conn, jobs, post)`` runs in a thread and returns a callable that is then scheduled
+    on the event loop (to settle the jobs' futures); it may ``post`` such callables earlier too.
+    If it raises, every job of the batch not yet settled fails with ``UnavailableError``.
+    ``idle(conn)``, when given, runs in the thread after every batch and at least every
+    ``idle_interval`` seconds, and may return such a callable too. Threads start on the first
+    ``submit`` and bind to its event loop.
     """
 
     def __init__(self, name: str, conns: list[sqlite3.Connection],
-                 run_batch: Callable[[sqlite3.Connection, list[_Job]], Callable[[], None]],
+                 run_batch: Callable[[sqlite3.Connection, list[_Job], _Post], Callable[[], None]],
                  idle: Callable[[sqlite3.Connection], Callable[[], None] | None] | None = None,
                  idle_interval: float = 1.0) -> None:
         self._name = name
@@ -360,14 +376,14 @@ class _Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def submit(self, fn: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
         """Queue ``fn(conn_or_tx, *args)``; the future resolves on the loop with its result."""
         if self._stopping:
             raise UnavailableError("storage_sqlite: the store is closed")
         if self._loop is None:
             self._start()
         assert self._loop is not None
-        future = self._loop.create_future()
+        future: asyncio.Future[_T] = self._loop.create_future()
         with self._cv:
             self._jobs.append((fn, args, future))
             self._cv.notify()
@@ -393,7 +409,7 @@ class _Worker:
                 if finished:
                     return
                 if self._idle is not None:
-                    self._post(self._idle(conn))
+                    self._post(self._guarded_idle(conn))
         except Exception:  # a bug here must not hang every caller silently
             _log.exception("%s: worker thread failed", self._name)
         finally:
@@ -401,13 +417,22 @@ class _Worker:
 
     def _guarded(self, conn: sqlite3.Connection, batch: list[_Job]) -> Callable[[], None]:
         try:
-            return self._run_batch(conn, batch)
+            return self._run_batch(conn, batch, self._post)
         except Exception as err:
             _log.warning("%s: batch of %d failed: %s", self._name, len(batch), err)
             message = f"storage_sqlite: {err.__class__.__name__}: {err}"
             return partial(_settle, [(future, None, UnavailableError(message)) for _, _, future in batch])
 
+    def _guarded_idle(self, conn: sqlite3.Connection) -> Callable[[], None] | None:
+        assert self._idle is not None
+        try:
+            return self._idle(conn)
+        except Exception as err:  # e.g. a transient "database is locked": try again next time
+            _log.warning("%s: %s", self._name, err)
+            return None
+
     def _post(self, callback: Callable[[], None] | None) -> None:
+        """Schedule ``callback`` on the event loop (from a worker thread)."""
         if callback is not None and self._loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                 self._loop.call_soon_threadsafe(callback)
@@ -435,7 +460,7 @@ class _Committer:
         self._poll_interval = poll_interval
         self._next_poll = 0.0
 
-    def run_batch(self, conn: sqlite3.Connection, jobs: list[_Job]) -> Callable[[], None]:
+    def run_batch(self, conn: sqlite3.Connection, jobs: list[_Job], post: _Post) -> Callable[[], None]:
         """Run ``jobs`` in one IMMEDIATE transaction and commit once."""
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -452,7 +477,11 @@ class _Committer:
         if not tx.events:
             return partial(_settle, outcomes)
         # Revisions up to `start` are committed: publish any written by other processes first.
-        events = self._between(conn, self._published, start) + tx.events
+        try:
+            events = self._between(conn, self._published, start) + tx.events
+        except sqlite3.Error as err:  # the next poll publishes all of them, from the log
+            _log.warning("storage_sqlite: cannot read the log yet: %s", err)
+            return partial(_settle, outcomes)
         self._published = tx.revision
         return partial(self._hub.deliver, events, outcomes)
 
@@ -492,7 +521,6 @@ class _Hub:
         self._window = window
         self._recent: deque[StorageEvent] = deque()
         self._live: dict[str, set[_SQLiteWatch]] = {}
-        self.watches: set[_SQLiteWatch] = set()
 
     def publish(self, events: list[StorageEvent], compacted: int = 0) -> None:
         """Append events (in revision order; already seen ones are skipped) and push them to the
@@ -531,7 +559,6 @@ class _Hub:
         self._live.setdefault(watch.prefix, set()).add(watch)
 
     def detach(self, watch: _SQLiteWatch) -> None:
-        self.watches.discard(watch)
         group = self._live.get(watch.prefix)
         if group is not None:
             group.discard(watch)
@@ -539,8 +566,10 @@ class _Hub:
                 del self._live[watch.prefix]
 
     def close_all(self) -> None:
-        for watch in list(self.watches):
-            watch.close()
+        """Close every live watch (watches not live notice the closed store themselves)."""
+        for group in list(self._live.values()):
+            for watch in list(group):
+                watch.close()
 
 
 class _SQLiteWatch:
@@ -581,6 +610,9 @@ class _SQLiteWatch:
                 return event
             if self._closed:
                 raise StopAsyncIteration
+            if self._store.closed:
+                self.close()
+                continue
             if not self._live:
                 try:
                     await self._store._catch_up(self)
@@ -588,9 +620,8 @@ class _SQLiteWatch:
                     self.close()
                     raise
                 except UnavailableError:
-                    if self._closed:
-                        raise StopAsyncIteration from None
-                    raise
+                    if not self._store.closed:
+                        raise
                 continue
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -704,6 +735,11 @@ class SQLiteStorage:
             raise ValueError(f"storage_sqlite: unknown option(s) {', '.join(sorted(unknown))}")
         return cls(config.sqlite_path, **kwargs)
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
     # ------------------------------------------------------------------ the Storage contract
 
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> KeyValue:
@@ -737,9 +773,7 @@ class SQLiteStorage:
         """Every change under ``prefix`` after ``revision``; close the iterator with ``aclose()``."""
         if self._closed:
             raise UnavailableError("storage_sqlite: the store is closed")
-        watch = _SQLiteWatch(self, prefix, revision, self._watch_queue)
-        self._hub.watches.add(watch)
-        return watch
+        return _SQLiteWatch(self, prefix, revision, self._watch_queue)
 
     async def current_revision(self) -> int:
         """The revision of the last write in the file, by any process."""
@@ -787,7 +821,7 @@ class SQLiteStorage:
             watch.extend(events, through)
             if watch.position < hub.base:
                 return
-        if not watch.closed:
+        if not (watch.closed or self._closed):
             hub.attach(watch)
 
     async def _maintain(self) -> None:

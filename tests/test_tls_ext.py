@@ -25,9 +25,9 @@ import orjson
 import pytest
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
-from kapi_certs import ensure_default_credentials, pki
 
 from kapi import tls_ext
+from kapi_certs import ensure_default_credentials, pki
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The built-in resource kinds: what kube-apiserver keeps in each registry's ``strategy.go``.
 
 ``builtin_resources()`` lists the served resources (discovery facts plus each kind's
-``Strategy``). Modules by area: ``core`` (namespaces, configmaps, secrets, serviceaccounts,
-endpoints, nodes), ``pods`` (+ ``podspec`` shared with workloads), ``services``, ``apps``,
-``events``, ``rbac``, ``misc`` (leases, selfsubjectaccessreviews). Shared helpers:
+``Strategy``). Modules by area: ``core`` (namespaces, serviceaccounts, endpoints),
+``configdata`` (configmaps, secrets), ``nodes``, ``pods`` (+ ``podspec`` shared with
+workloads), ``services``, ``apps``, ``events``, ``rbac``, ``misc`` (leases,
+selfsubjectaccessreviews). Shared helpers:
 ``fielderrors`` (kube-formatted field errors), ``formats`` (name/label formats), ``printing``
 (ages, Table helpers), ``quantity``, ``access``.
 
@@ -16,20 +17,27 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from kapi.kinds.formats import NAME_DNS_SUBDOMAIN
+
 if TYPE_CHECKING:
     from kapi.resources import ResourceType
 
 
 @functools.cache
 def _builtin() -> tuple[ResourceType, ...]:
-    from kapi.kinds import apps, core, events, misc, pods, rbac, services
+    from kapi.kinds import apps, configdata, core, events, misc, nodes, pods, rbac, services
 
-    return (*core.resources_before_pods(), *pods.resources(), *core.resources_after_pods(),
-            *services.resources(), *events.resources(), *apps.resources(), *misc.resources(),
-            *rbac.resources())
+    return (*core.resources(), *configdata.resources(), *nodes.resources(), *pods.resources(),
+            *services.resources(), *events.resources(), *apps.resources(), *misc.resources(), *rbac.resources())
 
 
 def builtin_resources() -> list[ResourceType]:
     """Every built-in resource, core group first. A fresh list of frozen ``ResourceType`` objects
     sharing stateless strategies; callers may filter or extend it."""
     return list(_builtin())
+
+
+def name_format(rt: ResourceType) -> str:
+    """The object-name rule of a resource (``kapi.kinds.formats.NAME_*``): a strategy's
+    ``name_format`` attribute, else DNS subdomain. For ``validate_object_meta``'s ``name_fn``."""
+    return str(getattr(rt.strategy, "name_format", NAME_DNS_SUBDOMAIN))

@@ -101,8 +101,8 @@ def forbidden(path: str, detail: str) -> Cause:
     return Cause(path, _with_detail("Forbidden", detail), FORBIDDEN)
 
 
-def duplicate(path: str, value: Any) -> Cause:
-    return Cause(path, f"Duplicate value: {go_value(value)}", DUPLICATE)
+def duplicate(path: str, value: Any, detail: str = "") -> Cause:
+    return Cause(path, _with_detail(f"Duplicate value: {go_value(value)}", detail), DUPLICATE)
 
 
 def not_found(path: str, value: Any) -> Cause:

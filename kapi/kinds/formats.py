@@ -48,6 +48,14 @@ def max_len_error(length: int) -> str:
 
 EMPTY_ERROR = "must be non-empty"
 
+# The object-name rule of a kind (``Strategy.name_format`` in kapi.kinds; kube's ``ValidateNameFunc``):
+NAME_DNS_SUBDOMAIN = "dns-subdomain"  # most kinds
+NAME_DNS_LABEL = "dns-label"  # namespaces
+NAME_DNS1035_LABEL = "dns1035-label"  # services
+NAME_PATH_SEGMENT = "path-segment"  # RBAC roles and bindings (``system:...`` names)
+DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_DNS1035_LABEL = re.compile(f"^{DNS1035_LABEL_FMT}$")
+
 
 def is_dns1123_label(value: str) -> list[str]:
     """``IsDNS1123Label``: lowercase RFC 1123 label (namespace names, container names...)."""
@@ -61,6 +69,18 @@ def is_dns1123_label(value: str) -> list[str]:
             errs.append(regex_error("a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
                                     "or '-', and must start and end with an alphanumeric character",
                                     DNS1123_LABEL_FMT, "my-name", "123-abc"))
+    return errs
+
+
+def is_dns1035_label(value: str) -> list[str]:
+    """``IsDNS1035Label``: like an RFC 1123 label but starting with a letter (service names)."""
+    errs = []
+    if len(value) > DNS1123_LABEL_MAX:
+        errs.append(max_len_error(DNS1123_LABEL_MAX))
+    if not _DNS1035_LABEL.match(value):
+        errs.append(regex_error("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
+                                "with an alphabetic character, and end with an alphanumeric character",
+                                DNS1035_LABEL_FMT, "my-name", "abc-123"))
     return errs
 
 

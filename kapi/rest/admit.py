@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from kapi import errors, hooks, validation
+from kapi import errors, hooks, kinds, validation
+from kapi.kinds import formats
 from kapi.rest.context import Ctx
 from kapi.types import AdmissionRequest, Operation
 
 Obj = dict[str, Any]
+
+#: kapi.kinds.name_format(rt) -> the object-name rule of validate_object_meta
+NAME_RULES = {
+    formats.NAME_DNS_SUBDOMAIN: validation.name_is_dns_subdomain,
+    formats.NAME_DNS_LABEL: validation.name_is_dns_label,
+    formats.NAME_DNS1035_LABEL: validation.name_is_dns1035_label,
+    formats.NAME_PATH_SEGMENT: validation.name_is_path_segment,
+}
 
 
 def _request(ctx: Ctx, op: Operation, obj: Obj | None, old: Obj | None, subresource: str, name: str,
@@ -55,15 +64,22 @@ def field_validation(ctx: Ctx) -> str:
 
 
 def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> list[str]:
-    """Validate ``obj`` (an update when ``old`` is given). Returns warnings for the Warning header."""
+    """Validate ``obj`` (an update when ``old`` is given). Returns warnings for the Warning header.
+
+    A body the schema cannot decode (wrong JSON types) or, under ``fieldValidation=Strict``, with
+    unknown fields is a 400 BadRequest as in kube-apiserver; every other problem is a 422 Invalid
+    listing all causes.
+    """
     rt = ctx.rt
     mode = field_validation(ctx)
-    causes, unknown = validation.validate_against_schema(ctx.app.schema, rt.group, rt.version, rt.kind, obj,
-                                                         unknown_fields=mode)
-    if unknown and mode == "Strict":
-        raise errors.bad_request("strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
-    causes = [*validation.validate_object_meta(obj, rt.namespaced), *causes]
+    result = validation.validate_against_schema(ctx.app.schema, rt.group, rt.version, rt.kind, obj,
+                                                unknown_fields=mode)
+    message = result.bad_request_message(rt.kind, rt.group_version)
+    if message is not None:
+        raise errors.bad_request(message)
+    name_fn = NAME_RULES.get(kinds.name_format(rt), validation.name_is_dns_subdomain)
+    causes = [*validation.validate_object_meta(obj, rt.namespaced, name_fn=name_fn), *result.causes]
     causes += rt.strategy.validate(obj) if old is None else rt.strategy.validate_update(obj, old)
     if causes:
         raise errors.invalid(rt.group, rt.kind, obj.get("metadata", {}).get("name", ""), tuple(causes))
-    return [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []
+    return list(result.warnings)

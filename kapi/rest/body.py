@@ -3,8 +3,8 @@
 * Bodies over ``max_bytes`` (3 MiB by default, as kube-apiserver) are refused with 413 - from the
   Content-Length header before reading, or as soon as the streamed body passes the limit.
 * JSON is decoded with orjson; nesting deeper than orjson allows (1024) is a 400, never a crash.
-* YAML (``application/yaml``) uses the safe loader, limits alias expansion (billion laughs) and
-  accepts only a mapping at the top.
+* YAML (``application/yaml``) uses the safe loader and refuses alias bombs: at most
+  ``MAX_YAML_ALIASES`` aliases, and at most ``MAX_YAML_NODES`` nodes once aliases are expanded.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from starlette.requests import Request
 
 from kapi import errors
 
-MAX_YAML_ALIASES = 100
+MAX_YAML_ALIASES = 10000
+MAX_YAML_NODES = 200_000
+JSON_TYPES = frozenset({"application/json", "", "application/json-patch+json", "application/merge-patch+json",
+                        "application/strategic-merge-patch+json"})
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"})
 
 
 async def read_body(request: Request, max_bytes: int) -> bytes:
@@ -53,12 +57,41 @@ class _GuardedLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def expanded_size(value: Any, limit: int) -> int:
+    """How many nodes ``value`` has once shared (aliased) sub-documents are counted every time they
+    appear; stops counting past ``limit``. Memoised by identity, so it costs one pass."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(node)] = total
+        return total
+
+    return size(value)
+
+
 def _load_yaml(data: bytes) -> Any:
     loader = _GuardedLoader(data)
     try:
-        return loader.get_single_data()
+        value = loader.get_single_data()
     finally:
         loader.dispose()
+    if loader.aliases_seen and expanded_size(value, MAX_YAML_NODES) > MAX_YAML_NODES:
+        raise yaml.YAMLError("the document contains excessive aliasing")
+    return value
 
 
 def media_type(content_type: str) -> str:
@@ -69,9 +102,13 @@ def media_type(content_type: str) -> str:
 def decode(data: bytes, content_type: str) -> Any:
     """Decode a JSON or YAML body (any JSON value); 400 with the parser's reason when malformed."""
     kind = media_type(content_type)
+    if kind not in JSON_TYPES and kind not in YAML_TYPES:
+        raise errors.unsupported_media_type(
+            f'the body of the request was in an unknown format ("{kind}") - accepted media types include: '
+            f"application/json, application/yaml")
     if not data.strip():
         raise errors.bad_request("the request body is empty")
-    if kind in ("application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"):
+    if kind in YAML_TYPES:
         try:
             return _load_yaml(data)
         except (yaml.YAMLError, RecursionError) as exc:

@@ -33,12 +33,12 @@ def build(rt: ResourceType, label_selector: str, field_selector: str) -> Predica
         try:
             label = selectors.parse_label_selector(label_selector)
         except ValueError as exc:
-            raise errors.bad_request(f"unable to parse requirement: {exc}") from None
+            raise errors.bad_request(str(exc)) from None
     if field_selector.strip():
         try:
             field = selectors.parse_field_selector(field_selector)
         except ValueError as exc:
-            raise errors.bad_request(f"invalid field selector: {exc}") from None
+            raise errors.bad_request(str(exc)) from None
         supported = supported_fields(rt)
         for name in field.fields():
             if name not in supported:

@@ -31,6 +31,13 @@ from kapi.watchcache import CachedObject, CacheEvent, WatcherOverflow, decode, s
 BOOKMARK_INTERVAL = 10.0
 
 
+def served(ctx: Ctx, cached: CachedObject) -> CachedObject:
+    """``cached`` in the form this resource serves (a converted copy for kinds stored differently)."""
+    if not ctx.rt.strategy.converts:
+        return cached
+    return CachedObject(cached.key, ctx.rt.strategy.from_storage(cached.obj), cached.revision)
+
+
 def _list_body(ctx: Ctx, raws: Iterable[bytes], meta: dict[str, Any]) -> bytes:
     head = orjson.dumps({"kind": ctx.rt.list_kind, "apiVersion": ctx.rt.group_version, "metadata": meta})
     return head[:-1] + b',"items":[' + b",".join(raws) + b"]}"
@@ -60,12 +67,12 @@ async def get(ctx: Ctx) -> Response:
         cached = cache.objects.get(ctx.key()) if cache is not None else None
         if cached is None:
             raise ctx.not_found()
-        return respond_object(ctx, cached.obj, raw=cached.raw)
-    try:
-        kv = await ctx.app.storage.get(ctx.key())
-    except KeyNotFoundError:
-        raise ctx.not_found() from None
-    cached = decode(kv)
+    else:
+        try:
+            cached = decode(await ctx.app.storage.get(ctx.key()))
+        except KeyNotFoundError:
+            raise ctx.not_found() from None
+    cached = served(ctx, cached)
     return respond_object(ctx, cached.obj, raw=cached.raw)
 
 
@@ -101,6 +108,8 @@ async def list_objects(ctx: Ctx) -> Response:
         raise errors.timeout("timed out waiting for the watch cache to catch up with storage")
     cache = dispatcher.route(ctx.prefix())
     objs = cache.snapshot(ctx.prefix()) if cache is not None else []
+    if ctx.rt.strategy.converts:
+        objs = [served(ctx, o) for o in objs]
     if match is not None:
         objs = [o for o in objs if match(o.obj)]
     return _respond_objects(ctx, objs, {"resourceVersion": str(dispatcher.revision)})
@@ -119,7 +128,7 @@ async def _list_paged(ctx: Ctx, match: filters.Predicate | None, limit: int, tok
             revision = page.revision
             for kv in page.items:
                 start_after = kv.key
-                obj = decode(kv)
+                obj = served(ctx, decode(kv))
                 if match is None or match(obj.obj):
                     found.append(obj)
                 if limit and len(found) >= limit:
@@ -188,6 +197,14 @@ class _Encoder:
         return _event_line("BOOKMARK", orjson.dumps(obj))
 
 
+def served_event(ctx: Ctx, event: CacheEvent) -> CacheEvent:
+    """The event with its objects in the served form of the resource."""
+    if not ctx.rt.strategy.converts:
+        return event
+    prev = served(ctx, event.prev) if event.prev is not None else None
+    return CacheEvent(event.type, served(ctx, event.obj), prev)
+
+
 def _filtered(event: CacheEvent, match: filters.Predicate | None) -> tuple[str, CachedObject] | None:
     """The event as this watcher sees it: objects moving out of the selection become DELETED."""
     if match is None:
@@ -229,7 +246,8 @@ async def watch(ctx: Ctx) -> Response:
         if rv == "" and not await dispatcher.sync():
             raise errors.timeout("timed out waiting for the watch cache to catch up with storage")
         start = dispatcher.revision
-        initial = cache.snapshot(prefix)
+        initial = [served(ctx, o) for o in cache.snapshot(prefix)] if ctx.rt.strategy.converts \
+            else cache.snapshot(prefix)
         subscription = dispatcher.subscribe(cache, prefix, start)
     else:
         start = _parse_rv(rv)
@@ -252,11 +270,11 @@ async def watch(ctx: Ctx) -> Response:
             else:
                 replay, watcher = subscription
                 for event in replay:
-                    seen = _filtered(event, match)
+                    seen = _filtered(served_event(ctx, event), match)
                     if seen is not None:
                         yield encoder.encode(*seen)
                 source = watcher.events()
-            async for line in _live(source, match, encoder, deadline, bookmarks, dispatcher):
+            async for line in _live(ctx, source, match, encoder, deadline, bookmarks):
                 yield line
         except CompactedError as exc:
             yield _status_event(errors.gone(f"too old resource version: {start} ({exc.compacted})"))
@@ -269,8 +287,8 @@ async def watch(ctx: Ctx) -> Response:
     return StreamingResponse(stream(), media_type=JSON, headers={"cache-control": "no-cache, private"})
 
 
-async def _live(source: AsyncIterator[CacheEvent], match: filters.Predicate | None, encoder: _Encoder,
-                deadline: float, bookmarks: bool, dispatcher: Any) -> AsyncIterator[bytes]:
+async def _live(ctx: Ctx, source: AsyncIterator[CacheEvent], match: filters.Predicate | None, encoder: _Encoder,
+                deadline: float, bookmarks: bool) -> AsyncIterator[bytes]:
     """Live events until the deadline, with periodic bookmarks when allowed."""
     iterator = source.__aiter__()
     pending: asyncio.Task[CacheEvent] | None = None
@@ -284,14 +302,14 @@ async def _live(source: AsyncIterator[CacheEvent], match: filters.Predicate | No
             done, _ = await asyncio.wait({pending}, timeout=min(left, BOOKMARK_INTERVAL))
             if not done:
                 if bookmarks:
-                    yield encoder.bookmark(dispatcher.revision)
+                    yield encoder.bookmark(ctx.app.cache.revision)
                 continue
             task, pending = pending, None
             try:
                 event = task.result()
             except StopAsyncIteration:
                 return
-            seen = _filtered(event, match)
+            seen = _filtered(served_event(ctx, event), match)
             if seen is not None:
                 yield encoder.encode(*seen)
     finally:

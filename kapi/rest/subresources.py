@@ -7,6 +7,7 @@ from typing import Any
 from starlette.responses import Response
 
 from kapi import errors
+from kapi.kinds import pods
 from kapi.rest import body, selectorstr
 from kapi.rest.context import Ctx, json_response
 from kapi.rest.write import guaranteed_update, read_object
@@ -18,41 +19,18 @@ async def bind_pod(ctx: Ctx) -> Response:
     """POST pods/NAME/binding: assign the pod to ``target.name`` (a Node), once."""
     data = await body.read_body(ctx.request, ctx.app.config.max_request_body_bytes)
     binding = body.decode_object(data, ctx.request.headers.get("content-type", "application/json"))
-    target = binding.get("target") or {}
-    node = target.get("name") if isinstance(target, dict) else None
-    if not isinstance(node, str) or not node:
-        raise errors.invalid("", "Binding", ctx.name, (errors.Cause("target.name", "Required value",
-                                                                    "FieldValueRequired"),))
-    if target.get("kind", "Node") not in ("Node", ""):
-        raise errors.invalid("", "Binding", ctx.name, (errors.Cause("target.kind", "must be empty or 'Node'"),))
     bind_name = (binding.get("metadata") or {}).get("name", ctx.name)
     if bind_name != ctx.name:
         raise errors.bad_request(f"the name of the binding ({bind_name}) does not match the pod ({ctx.name})")
 
     async def assign(pod: Obj) -> Obj:
         pod["metadata"].pop("resourceVersion", None)
-        if pod["metadata"].get("deletionTimestamp"):
-            raise errors.conflict("", "pods", ctx.name, "pod is being deleted, cannot be assigned to a host")
-        current = pod.get("spec", {}).get("nodeName")
-        if current:
-            raise errors.conflict("", "pods", ctx.name, f"pod {ctx.name} is already assigned to node \"{current}\"")
-        pod.setdefault("spec", {})["nodeName"] = node
-        status = pod.setdefault("status", {})
-        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                           "lastTransitionTime": _now()})
-        status["conditions"] = conditions
+        pods.bind_pod(pod, binding)
         return pod
 
     await guaranteed_update(ctx, assign, subresource="binding")
     return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
                          201)
-
-
-def _now() -> str:
-    from kapi.rest.objects import now_rfc3339
-
-    return now_rfc3339()
 
 
 def _scale_of(ctx: Ctx, obj: Obj) -> Obj:

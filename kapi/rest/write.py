@@ -99,8 +99,8 @@ async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
     try:
         for _attempt in range(5):
             try:
-                kv = await ctx.app.storage.create(ctx.key(name), objects.encode_for_storage(obj),
-                                                  ttl=allocation.ttl_for(ctx))
+                stored = objects.encode_for_storage(rt.strategy.to_storage(obj))
+                kv = await ctx.app.storage.create(ctx.key(name), stored, ttl=allocation.ttl_for(ctx))
                 break
             except KeyExistsError:
                 if not generated:
@@ -133,7 +133,7 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
             current = await storage.get(key)
         except KeyNotFoundError:
             raise ctx.not_found() from None
-        old = decode(current).obj
+        old = rt.strategy.from_storage(decode(current).obj)
         new = await mutation(objects.deep_copy(old))
         meta = objects.metadata_of(new)
         wanted_rv = meta.get("resourceVersion")
@@ -161,7 +161,8 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
         new = await admit.mutate(ctx, Operation.UPDATE, new, old, subresource=subresource, dry_run=dry_run)
         if rt.strategy.has_status and subresource != "status" and objects.spec_changed(new, old):
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
-        warnings = admit.validate(ctx, new, old)
+        # a binding changes only spec.nodeName and a condition: the pod-update rules do not apply
+        warnings = admit.validate(ctx, new, old) if subresource != "binding" else []
         await admit.validate_admission(ctx, Operation.UPDATE, new, old, name=ctx.name, subresource=subresource,
                                        dry_run=dry_run)
         if new == old or dry_run:
@@ -175,7 +176,8 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
             await allocation.release(ctx, new)
             return objects.with_revision(new, deleted.revision), warnings
         try:
-            kv = await storage.update(key, objects.encode_for_storage(new), expected_revision=current.revision)
+            kv = await storage.update(key, objects.encode_for_storage(rt.strategy.to_storage(new)),
+                                      expected_revision=current.revision)
         except ConflictError:
             if wanted_rv:
                 raise errors.conflict(rt.group, rt.plural, ctx.name, "the object has been modified; please apply "
@@ -230,8 +232,8 @@ async def patch_object(ctx: Ctx, subresource: str = "") -> Response:
             else:
                 new = patch.strategic_merge_patch(ctx.app.schema, rt.group, rt.version, rt.kind, old, document)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise errors.APIError(422 if kind == "json" else 400, "Invalid" if kind == "json" else "BadRequest",
-                                  f"the patch could not be applied: {exc}") from None
+            code = getattr(exc, "code", 422 if kind == "json" else 400)
+            raise errors.APIError(code, "Invalid" if code == 422 else "BadRequest", str(exc)) from None
         if not isinstance(new, dict):
             raise errors.bad_request("the patched document is not an object")
         objects.check_type(rt, new)
@@ -286,7 +288,7 @@ async def delete_one(ctx: Ctx, name: str, options: Obj, dry_run: bool) -> Obj:
             current = await storage.get(key)
         except KeyNotFoundError:
             raise ctx.not_found(name) from None
-        obj = decode(current).obj
+        obj = rt.strategy.from_storage(decode(current).obj)
         meta = obj["metadata"]
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != meta.get("uid"):
@@ -303,7 +305,8 @@ async def delete_one(ctx: Ctx, name: str, options: Obj, dry_run: bool) -> Obj:
             if pending == obj:
                 return obj
             try:
-                kv = await storage.update(key, objects.encode_for_storage(pending), expected_revision=current.revision)
+                kv = await storage.update(key, objects.encode_for_storage(rt.strategy.to_storage(pending)),
+                                          expected_revision=current.revision)
             except (ConflictError, KeyNotFoundError):
                 continue
             return objects.with_revision(pending, kv.revision)
@@ -373,7 +376,7 @@ async def delete_collection(ctx: Ctx) -> Response:
     page = await ctx.app.storage.list(ctx.prefix())
     deleted = []
     for kv in page.items:
-        obj = decode(kv).obj
+        obj = ctx.rt.strategy.from_storage(decode(kv).obj)
         if match is not None and not match(obj):
             continue
         try:

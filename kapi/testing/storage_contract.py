@@ -12,7 +12,7 @@ and saying how to build a store::
         supports_ttl = False                  # if the store ignores create(..., ttl=)
 
         async def make_storage(self, tmp_path):
-            return MyStore(tmp_path / "data")  # a fresh store, or one shared between tests
+            return MyStore(tmp_path / "data")  # a new store object; the suite closes it
 
         async def reopen_storage(self, store, tmp_path):
             await store.close()                # optional: enables the durability tests
@@ -20,9 +20,10 @@ and saying how to build a store::
 
 Needs pytest with pytest-asyncio (the tests and the fixture are marked, so strict mode works too).
 Every test writes only under its own random key prefix and asserts revisions relative to what it
-saw, so a store shared between tests (one etcd) works; tests that compact move the shared
-compaction point, and ``compact_allowed = False`` skips them. Every wait is bounded
-(``event_timeout`` seconds), so a broken store fails instead of hanging.
+saw, so stores whose data outlives the store object (clients of one etcd server) work too, as long
+as nothing else writes during a test. Tests that compact move the server's compaction point;
+``compact_allowed = False`` skips them. Every wait is bounded (``event_timeout`` seconds), so a
+broken store fails instead of hanging.
 
 A watch iterator is closed with ``aclose()`` (async generators and kapi's watch objects have it).
 """
@@ -473,13 +474,17 @@ class StorageContract:
     async def test_close_ends_pending_watches(self, tmp_path: Path, prefix: str) -> None:
         store = await self.make_storage(tmp_path)
         try:
-            watch = store.watch(prefix, revision=await store.current_revision())
+            revision = await store.current_revision()
+            watch = store.watch(prefix, revision=revision)
             waiting = asyncio.ensure_future(anext(watch))
             await asyncio.sleep(0.05)
+            never_started = store.watch(prefix, revision=revision)
         finally:
             await store.close()
         with pytest.raises(StopAsyncIteration):
             await asyncio.wait_for(waiting, self.event_timeout)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(never_started), self.event_timeout)
 
     # ------------------------------------------------------------------ compaction
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from kapi_certs import cli, kubeconfig, layout, pki
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
+
 from kapi_certs import ensure_default_credentials, kubeconfig, pki
 
 
@@ -97,10 +98,11 @@ def test_default_credentials_are_fast_and_idempotent(tmp_path: Path) -> None:
 
 def test_default_credentials_follow_the_server_url(tmp_path: Path) -> None:
     creds = ensure_default_credentials(tmp_path, server="https://127.0.0.1:1")
-    ensure_default_credentials(tmp_path, server="https://127.0.0.1:2", extra_sans=("api.local",))
+    ensure_default_credentials(tmp_path, server="https://192.0.2.4:2", extra_sans=("api.local",))
     server = kubeconfig.current_credentials(kubeconfig.load_kubeconfig(creds.admin_kubeconfig_path))[0]
-    assert server == "https://127.0.0.1:2"
-    assert "api.local" in pki.alt_names(pki.load_cert(creds.serving_cert.read_bytes()))[0]
+    assert server == "https://192.0.2.4:2"
+    dns, ips = pki.alt_names(pki.load_cert(creds.serving_cert.read_bytes()))
+    assert "api.local" in dns and "192.0.2.4" in ips
 
 
 def test_default_credentials_with_external_ca(tmp_path: Path) -> None:

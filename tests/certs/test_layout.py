@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from kapi_certs import layout, pki
 from kapi_certs.layout import PKIOptions, ensure_pki, expirations, files_of, renew
 

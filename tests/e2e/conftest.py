@@ -72,9 +72,8 @@ def start_server(data_dir: Path, *extra: str, port: int | None = None, wait: flo
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"kapi-apiserver exited with {process.returncode}:\n{server.log()}")
-        if "admin kubeconfig" in server.log() or "serving on" in server.log():
-            if _ready(server):
-                return server
+        if ("admin kubeconfig" in server.log() or "serving on" in server.log()) and _ready(server):
+            return server
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"kapi-apiserver did not become ready in {wait}s:\n{server.log()}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,11 +27,17 @@ def core(k8s: client.ApiClient) -> client.CoreV1Api:
     return api
 
 
+def tls_context(server: Server, *, client_cert: bool = True) -> ssl.SSLContext:
+    """Trust the server's CA; present the admin client certificate unless told not to."""
+    ctx = ssl.create_default_context(cafile=str(server.data_dir / "pki" / "ca.crt"))
+    if client_cert:
+        ctx.load_cert_chain(*kubeconfig_files(server))
+    return ctx
+
+
 @pytest.fixture(scope="module")
-def http(server: Server) -> httpx.Client:
-    cert = kubeconfig_files(server)
-    with httpx.Client(base_url=server.url, verify=str(server.data_dir / "pki" / "ca.crt"), cert=cert,
-                      timeout=20) as c:
+def http(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, verify=tls_context(server), timeout=20) as c:
         yield c
 
 
@@ -152,11 +160,19 @@ def test_pod_binding(core: client.CoreV1Api) -> None:
 
 
 @pytest.mark.parametrize(("body", "ctype", "code"), [
-    (b"{not json", "application/json", 400),
-    (b"a: [unclosed", "application/yaml", 400),
-    (b'{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}', "application/json", 400),
-    (b"[" * 5000 + b"]" * 5000, "application/json", 400),
-    (b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"UPPER"}}', "application/json", 422),
+    pytest.param(b"{not json", "application/json", 400, id="malformed-json"),
+    pytest.param(b"a: [unclosed", "application/yaml", 400, id="malformed-yaml"),
+    pytest.param(b'{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}', "application/json", 400,
+                 id="kind-mismatch"),
+    pytest.param(b"[" * 5000 + b"]" * 5000, "application/json", 400, id="deep-nesting"),
+    pytest.param(b"a: &a [x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+                 b"d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+                 b"f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+                 b"h: [*g,*g,*g,*g,*g,*g,*g,*g,*g]\nmetadata: {name: bomb}\napiVersion: v1\nkind: ConfigMap\n",
+                 "application/yaml", 400,
+                 id="yaml-billion-laughs"),
+    pytest.param(b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"UPPER"}}', "application/json", 422,
+                 id="invalid-name"),
 ])
 def test_bad_input_is_a_4xx_status(http: httpx.Client, body: bytes, ctype: str, code: int) -> None:
     before = http.get("/api/v1/namespaces/py/configmaps").json()["metadata"]["resourceVersion"]
@@ -186,6 +202,6 @@ def test_expired_continue_is_410_or_400(http: httpx.Client) -> None:
 
 
 def test_unauthenticated_is_401(server: Server) -> None:
-    with httpx.Client(base_url=server.url, verify=str(server.data_dir / "pki" / "ca.crt"), timeout=10) as anon:
+    with httpx.Client(base_url=server.url, verify=tls_context(server, client_cert=False), timeout=10) as anon:
         resp = anon.get("/api/v1/namespaces")
         assert resp.status_code == 401 and resp.json()["reason"] == "Unauthorized"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from types import SimpleNamespace
 
-from kapi_plugins import authn_anonymous
-
 from kapi import ANONYMOUS, UNAUTHENTICATED, Config
+from kapi_plugins import authn_anonymous
 
 
 def test_hook_kapi_authenticate_when_enabled() -> None:

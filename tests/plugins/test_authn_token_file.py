@@ -7,10 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from kapi_plugins import authn_token_file
-from kapi_plugins.authn_token_file import TokenFileError
 
 from kapi import AuthnRequest, Config, UserInfo
+from kapi_plugins import authn_token_file
+from kapi_plugins.authn_token_file import TokenFileError
 
 CSV = '''\
 s3cret,alice,uid-1,"system:masters,dev"

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from kapi_certs import pki
-from kapi_plugins import authn_x509
 
 from kapi import AuthenticationError, AuthnRequest, ClientCertificate, Config, UserInfo
+from kapi_certs import pki
+from kapi_plugins import authn_x509
 
 
 @pytest.fixture(scope="module")

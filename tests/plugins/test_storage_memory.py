@@ -6,11 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from kapi_plugins import storage_memory
-from kapi_plugins.storage_memory import MemoryStorage
 
 from kapi import CompactedError, Config, EventType, Storage
 from kapi.testing.storage_contract import StorageContract, next_event
+from kapi_plugins import storage_memory
+from kapi_plugins.storage_memory import MemoryStorage
 
 
 class TestMemoryStorageContract(StorageContract):
@@ -31,6 +31,8 @@ def test_hook_reads_options() -> None:
     assert isinstance(store, MemoryStorage)
     with pytest.raises(ValueError, match="positive"):
         MemoryStorage(history=0)
+    with pytest.raises(ValueError, match="unknown option"):
+        MemoryStorage.from_options({"histroy": 5})
 
 
 async def test_history_window_compacts_itself() -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kapi_plugins import storage_sqlite
-from kapi_plugins.storage_sqlite import SQLiteStorage
 
 from kapi import CompactedError, Config, EventType, Storage, UnavailableError
 from kapi.testing.storage_contract import StorageContract, next_event, no_event
+from kapi_plugins import storage_sqlite
+from kapi_plugins.storage_sqlite import SQLiteStorage
 
 FAST = {"maintenance_interval": 0.1, "poll_interval": 0.05}
 
