@@ -259,6 +259,10 @@ class _Leases:
         self._buckets.clear()
 
 
+class _NotFound(StorageError):
+    """etcd answered NOT_FOUND (a lease that expired or was revoked)."""
+
+
 class _RevisionError(StorageError):
     """etcd answered OUT_OF_RANGE: the revision is compacted (``compacted``) or in the future."""
 
@@ -330,25 +334,19 @@ class EtcdStorage:
 
     async def create(self, key: str, value: bytes, *, ttl: int | None = None) -> KeyValue:
         """Store ``value`` if ``key`` is absent (else ``KeyExistsError``); expire it after ``ttl`` s."""
-        kv, lib = self._use(), self._lib
-        k = key.encode()
-        for attempt in (1, 2):
-            lease = 0 if ttl is None else await self._leases.lease_for(ttl)
-            request = lib.TxnRequest(
-                compare=[lib.Compare(result=lib.EQUAL, target=lib.CREATE, key=k, create_revision=0)],
-                success=[lib.RequestOp(request_put=lib.PutRequest(key=k, value=value, lease=lease))])
+        if ttl is None:
+            response = await self._create(key, value, 0)
+        else:
+            lease = await self._leases.lease_for(ttl)
             try:
-                response = await self._unary(kv.Txn, request, "create")
-            except KeyNotFoundError:  # the lease is gone (revoked by someone else): take a new one
-                if lease == 0 or attempt == 2:
-                    raise
+                response = await self._create(key, value, lease)
+            except _NotFound:  # the lease is gone (revoked by someone else): take a new one
                 self._leases.forget(lease)
-                continue
-            if not response.succeeded:
-                raise KeyExistsError(key)
-            revision = response.header.revision
-            return KeyValue(key, value, revision, revision)
-        raise AssertionError("unreachable")
+                response = await self._create(key, value, await self._leases.lease_for(ttl))
+        if not response.succeeded:
+            raise KeyExistsError(key)
+        revision = response.header.revision
+        return KeyValue(key, value, revision, revision)
 
     async def get(self, key: str) -> KeyValue:
         """The current value of ``key``, or ``KeyNotFoundError``."""
@@ -484,8 +482,8 @@ class EtcdStorage:
 
     def _connect(self) -> None:
         lib = self._lib
-        manager = lib.ConnectionManager(["unused:0"])
-        manager.target = self.endpoints.target
+        manager = lib.ConnectionManager([self.endpoints.target])
+        manager.target = self.endpoints.target  # ours handles IPv6 and resolved host names
         manager.grpc_options.extend([("grpc.max_receive_message_length", self._max_receive),
                                      ("grpc.max_send_message_length", self._max_receive)])
         ca, key, cert, name = self._tls
@@ -502,7 +500,7 @@ class EtcdStorage:
 
     async def _unary(self, method: Any, request: Any, op: str, *, read: bool = False) -> Any:
         """One request with the store's deadline; reads are retried on UNAVAILABLE until then.
-        Raises ``UnavailableError``, ``KeyNotFoundError`` (etcd NOT_FOUND: a missing lease),
+        Raises ``UnavailableError``, ``_NotFound`` (a missing lease),
         ``_RevisionError`` (OUT_OF_RANGE) or ``StorageError``."""
         lib = self._lib
         deadline = time.monotonic() + self._timeout
@@ -531,7 +529,7 @@ class EtcdStorage:
         if code is lib.Code.OUT_OF_RANGE:
             return _RevisionError(details)
         if code is lib.Code.NOT_FOUND:
-            return KeyNotFoundError(details)
+            return _NotFound(f"storage_etcd: {op}: {details}")
         return StorageError(f"storage_etcd: {op}: {code.name}: {details}")
 
     @staticmethod
@@ -542,6 +540,14 @@ class EtcdStorage:
             return KeyNotFoundError(key)
         item = kvs[0]
         return ConflictError(key, KeyValue(key, item.value, item.mod_revision, item.create_revision))
+
+    async def _create(self, key: str, value: bytes, lease: int) -> Any:
+        kv, lib = self._use(), self._lib
+        k = key.encode()
+        request = lib.TxnRequest(
+            compare=[lib.Compare(result=lib.EQUAL, target=lib.CREATE, key=k, create_revision=0)],
+            success=[lib.RequestOp(request_put=lib.PutRequest(key=k, value=value, lease=lease))])
+        return await self._unary(kv.Txn, request, "create")
 
     async def _grant(self, ttl: int) -> int:
         self._use()
@@ -629,8 +635,8 @@ class _EtcdWatch:
     broken stream is reopened from there.
     """
 
-    __slots__ = ("__weakref__", "_call", "_closed", "_end", "_failing_since", "_pending", "_prefix", "_store",
-                 "position")
+    __slots__ = ("__weakref__", "_call", "_closed", "_end", "_failing_since", "_failures", "_pending", "_prefix",
+                 "_store", "position")
 
     def __init__(self, store: EtcdStorage, prefix: bytes, revision: int) -> None:
         self._store = store
@@ -640,6 +646,7 @@ class _EtcdWatch:
         self._pending: deque[StorageEvent] = deque()
         self._call: Any = None
         self._failing_since: float | None = None
+        self._failures = 0
         self._closed = False
 
     def __aiter__(self) -> _EtcdWatch:
@@ -664,10 +671,12 @@ class _EtcdWatch:
                 if self._closed and (task is None or not task.cancelling()):
                     continue  # closed under us: end the iteration
                 raise
-            except (lib.RpcError, lib.UsageError) as err:
-                if self._closed or store.closed:
-                    continue
-                await self._broken(err)
+            except lib.RpcError as err:
+                if not (self._closed or store.closed):
+                    await self._broken(err)
+                continue
+            except lib.UsageError:  # the channel is closed: so is the store
+                self.close()
                 continue
             if response is lib.EOF:
                 if not self._closed:
@@ -692,7 +701,7 @@ class _EtcdWatch:
         if response.canceled:
             self.close()
             raise StorageError(f"storage_etcd: etcd cancelled the watch: {response.cancel_reason}")
-        self._failing_since = None
+        self._failing_since, self._failures = None, 0
         if response.created:
             return
         if not response.events:  # a progress notification: nothing below the header's revision is missing
@@ -717,7 +726,8 @@ class _EtcdWatch:
             reason = f"{err.code().name}: {err.details()}" if err is not None else "stream ended"
             raise UnavailableError(f"storage_etcd: watch: cannot reach etcd for {store._watch_retry:g}s ({reason})")
         _log.debug("storage_etcd: watch stream broken (%s); reopening after revision %d", err, self.position)
-        await asyncio.sleep(min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** min(10, int(now - self._failing_since) + 1)))
+        await asyncio.sleep(min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** self._failures))
+        self._failures = min(self._failures + 1, 10)
 
     def _drop_call(self) -> None:
         call, self._call = self._call, None

@@ -11,21 +11,18 @@ Certificates come from ``kapi_certs.ensure_pki`` in kubeadm's layout: clients mu
 certificate of ``etcd/ca`` (``--client-cert-auth``); members serve ``etcd/server`` and talk to
 each other over TLS with ``etcd/peer`` (``--peer-client-cert-auth``). Every member's data and log
 live under the given directory. Each wait is bounded; processes get SIGKILL when the test process
-dies (Linux ``PR_SET_PDEATHSIG``) and are always stopped by ``close()``/the context manager.
+dies (``setpriv --pdeathsig``, where util-linux has it) and are always stopped by ``close()``/the context manager.
 ``require_etcd()`` skips the calling test (``pytest.skip``) when no ``etcd`` binary is on PATH.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import http.client
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,7 +35,6 @@ import kapi_certs
 
 START_TIMEOUT = 20.0  # seconds for a cluster (or a restarted member) to become healthy
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
-_PR_SET_PDEATHSIG = 1
 
 
 def require_etcd() -> str:
@@ -60,11 +56,12 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-def _die_with_parent() -> None:
-    """``preexec_fn``: SIGKILL the child when the test process dies (Linux only; a no-op elsewhere)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with_parent(argv: list[str]) -> list[str]:
+    """``argv`` run so that the child gets SIGKILL when the test process dies (util-linux ``setpriv``
+    sets the parent-death signal, which survives ``exec``; without it, only ``close()`` stops it).
+    A ``preexec_fn`` would do the same, but forking a process whose gRPC threads run is unsafe."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
 
 @dataclass(frozen=True)
@@ -140,8 +137,8 @@ class EtcdMember:
     def start(self, argv: list[str]) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+            self.process = subprocess.Popen(_die_with_parent(argv), stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
         """SIGKILL (a crash) and reap."""

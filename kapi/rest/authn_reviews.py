@@ -10,7 +10,8 @@
   API audiences when none are requested; a request whose audiences are all foreign to the API
   server is answered unauthenticated (authenticators cannot yet be asked about other audiences).
 * ``SelfSubjectReview`` (``POST /apis/authentication.k8s.io/v1/selfsubjectreviews``): returns
-  the caller's own identity in ``status.userInfo`` (``kubectl auth whoami``).
+  the caller's own identity in ``status.userInfo`` (``kubectl auth whoami``, which posts it as
+  protobuf: the body carries nothing to read, so it is not decoded).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.responses import Response
 
 from kapi import errors, hooks
 from kapi.kinds.access import as_dict, as_list
+from kapi.rest import body
 from kapi.rest.context import Ctx, json_response
 from kapi.rest.tokens import api_audiences
 from kapi.types import ANONYMOUS, AUTHENTICATED, AuthnRequest, UserInfo
@@ -74,10 +76,11 @@ async def token_review(ctx: Ctx) -> Response:
 
 
 async def self_subject_review(ctx: Ctx) -> Response:
-    """POST selfsubjectreviews: the caller's own user info."""
-    review = await _review(ctx)
-    review["status"] = {"userInfo": ctx.user.to_dict()}
-    return json_response(review, 201)
+    """POST selfsubjectreviews: the caller's own user info. The request carries nothing else, so
+    its body is read (within the size limit) but not decoded: kubectl sends it as protobuf."""
+    await body.read_body(ctx.request, ctx.app.config.max_request_body_bytes)
+    return json_response({"kind": "SelfSubjectReview", "apiVersion": ctx.rt.group_version,
+                          "metadata": {"creationTimestamp": None}, "status": {"userInfo": ctx.user.to_dict()}}, 201)
 
 
 REVIEWS = {"tokenreviews": token_review, "selfsubjectreviews": self_subject_review}

@@ -1,7 +1,8 @@
 """The TokenRequest API: ``POST /api/v1/namespaces/NS/serviceaccounts/NAME/token``.
 
 What ``kubectl create token NAME [--duration D] [--audience A] [--bound-object-kind Pod|Secret|Node
---bound-object-name N [--bound-object-uid U]]`` calls. The answer is the posted
+--bound-object-name N [--bound-object-uid U]]`` calls. kubectl posts the TokenRequest as protobuf,
+which is decoded here (``token_request_from_protobuf``); JSON and YAML work too. The answer is the posted
 ``authentication.k8s.io/v1`` TokenRequest with ``status.token`` (a JWT) and
 ``status.expirationTimestamp``, as kube-apiserver writes it:
 
@@ -62,6 +63,7 @@ MAX_EXPIRATION = 1 << 32
 _SIGNER_STATE = "kapi.rest.tokens.signer"
 _EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _BINDABLE = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}
+PROTOBUF = "application/vnd.kubernetes.protobuf"
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -230,10 +232,90 @@ def _rfc3339(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+
+
+def _fields(data: bytes) -> dict[int, list[Any]]:
+    """A protobuf message's fields: number -> values (ints for varints, bytes otherwise)."""
+    out: dict[int, list[Any]] = {}
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        wire, size = key & 7, {1: 8, 5: 4}.get(key & 7, 0)
+        value: int | bytes
+        if wire == 0:
+            value, at = _varint(data, at)
+        else:
+            if wire == 2:
+                size, at = _varint(data, at)
+            elif not size:
+                raise ValueError(f"unsupported wire type {wire}")
+            value, at = data[at:at + size], at + size
+            if at > len(data):
+                raise ValueError("truncated field")
+        out.setdefault(key >> 3, []).append(value)
+    return out
+
+
+def _text(fields: dict[int, list[Any]], number: int) -> str:
+    values = fields.get(number)
+    return bytes(values[-1]).decode() if values else ""
+
+
+def token_request_from_protobuf(data: bytes) -> dict[str, Any]:
+    """Decode a protobuf TokenRequest (what ``kubectl create token`` sends) into its JSON shape.
+
+    The body is ``k8s\\x00`` + runtime.Unknown{typeMeta{apiVersion=1, kind=2}, raw=2}; raw is
+    TokenRequest{metadata=1{name=1, namespace=3}, spec=2{audiences=1, boundObjectRef=3{kind=1,
+    apiVersion=2, name=3, uid=4}, expirationSeconds=4}}.
+
+    :raises APIError: 400 when the body is not such a message.
+    """
+    try:
+        if not data.startswith(b"k8s\x00"):
+            raise ValueError("missing the k8s protobuf envelope")
+        unknown = _fields(data[4:])
+        type_meta = _fields(unknown.get(1, [b""])[-1])
+        message = _fields(unknown.get(2, [b""])[-1])
+        meta = _fields(message.get(1, [b""])[-1])
+        spec = _fields(message.get(2, [b""])[-1])
+        out_spec: dict[str, Any] = {"audiences": [bytes(a).decode() for a in spec.get(1, [])]}
+        if 4 in spec:
+            seconds = int(spec[4][-1])
+            out_spec["expirationSeconds"] = seconds - (1 << 64) if seconds >= 1 << 63 else seconds
+        if 3 in spec:
+            ref = _fields(spec[3][-1])
+            out_spec["boundObjectRef"] = {"kind": _text(ref, 1), "apiVersion": _text(ref, 2), "name": _text(ref, 3),
+                                          "uid": _text(ref, 4)}
+        return {"apiVersion": _text(type_meta, 1) or "authentication.k8s.io/v1",
+                "kind": _text(type_meta, 2) or "TokenRequest",
+                "metadata": {"name": _text(meta, 1), "namespace": _text(meta, 3)}, "spec": out_spec}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise errors.bad_request(f"the protobuf TokenRequest cannot be decoded: {exc}") from None
+
+
+async def read_token_request(ctx: Ctx) -> dict[str, Any]:
+    """The posted TokenRequest, from JSON, YAML or protobuf (kubectl sends protobuf)."""
+    data = await body.read_body(ctx.request, ctx.app.config.max_request_body_bytes)
+    content_type = ctx.request.headers.get("content-type", "application/json")
+    if body.media_type(content_type) == PROTOBUF:
+        return token_request_from_protobuf(data)
+    return body.decode_object(data, content_type)
+
+
 async def create_token(ctx: Ctx) -> Response:
     """POST serviceaccounts/NAME/token: sign a bound service-account token (TokenRequest)."""
-    data = await body.read_body(ctx.request, ctx.app.config.max_request_body_bytes)
-    request = body.decode_object(data, ctx.request.headers.get("content-type", "application/json"))
+    request = await read_token_request(ctx)
     if request.get("kind", "TokenRequest") != "TokenRequest" or \
             request.get("apiVersion", "authentication.k8s.io/v1") != "authentication.k8s.io/v1":
         raise errors.bad_request(f"expected an authentication.k8s.io/v1 TokenRequest, got "

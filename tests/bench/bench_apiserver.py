@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def start(store: str, data_dir: Path, port: int, token_file: Path, workers: int) -> subprocess.Popen[bytes]:
@@ -50,7 +57,7 @@ def main() -> int:
     parser.add_argument("--phase-seconds", default="10")
     parser.add_argument("--repeat", default="1")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--port", type=int, default=16443)
+    parser.add_argument("--port", type=int, default=0, help="default: a free loopback port")
     parser.add_argument("--loadgen", default="wrk" if os.path.exists("/usr/bin/wrk") else "python")
     args = parser.parse_args()
     out = REPO / "bench-results"
@@ -62,10 +69,11 @@ def main() -> int:
             token_file = data / "tokens.csv"
             token_file.write_text(f'{token},bench,bench-uid,"system:masters"\n')
             (data / "token").write_text(token)
-            proc = start(store, data, args.port, token_file, args.workers)
+            port = args.port or free_port()
+            proc = start(store, data, port, token_file, args.workers)
             try:
                 print(f"== kapi-apiserver, {store} store, {args.workers} worker(s)", flush=True)
-                subprocess.run([sys.executable, args.kbench, "--url", f"https://127.0.0.1:{args.port}",
+                subprocess.run([sys.executable, args.kbench, "--url", f"https://127.0.0.1:{port}",
                                 "--token-file", str(data / "token"), "--cacert", str(data / "pki" / "ca.crt"),
                                 "--out", str(out / store), "--pid", str(proc.pid), "--phases", args.phases,
                                 "--phase-seconds", args.phase_seconds, "--repeat", args.repeat,
