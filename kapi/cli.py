@@ -20,6 +20,11 @@ from kapi.plugins import PluginConfigError, make_plugin_manager, plugin_names
 
 log = logging.getLogger("kapi")
 
+#: kube-apiserver's authenticator order; each is on when its flags are given (anonymous is last,
+#: added by the app when --anonymous-auth allows it)
+KUBE_AUTHENTICATION_ORDER = ("authn_request_header", "authn_x509", "authn_token_file", "authn_service_account",
+                             "authn_bootstrap_token", "authn_oidc", "authn_webhook")
+
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -96,22 +101,22 @@ def _plugin_options(values: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def config_from_args(args: argparse.Namespace, extra_options: dict[str, dict[str, Any]] | None = None) -> Config:
-    """Flags -> Config. Built-in authenticators are enabled by the flags that configure them."""
-    authenticators: list[str] = []
-    if args.client_ca_file:
-        authenticators.append("x509")
-    if args.token_auth_file:
-        authenticators.append("token-file")
-    authenticators.extend(args.authentication_plugins)
+    """Flags -> Config. Built-in authenticators are enabled by the flags that configure them (a
+    plugin's options section says ``enabled``), in kube-apiserver's order; ``--authentication-plugins``
+    come after them."""
+    options = _plugin_options(args.plugin_option)
+    for plugin, section in (extra_options or {}).items():
+        options.setdefault(plugin, {}).update(section)
+    flag_enabled = {"authn_x509": bool(args.client_ca_file), "authn_token_file": bool(args.token_auth_file)}
+    authenticators = [name for name in KUBE_AUTHENTICATION_ORDER
+                      if flag_enabled.get(name) or options.get(name, {}).get("enabled")]
+    authenticators += [p for p in args.authentication_plugins if p not in authenticators]
     modes = tuple(args.authorization_mode)
     anonymous = bool(args.anonymous_auth) and "AlwaysAllow" not in modes
     if args.anonymous_auth and "AlwaysAllow" in modes:
         log.warning("AnonymousAuth is not allowed with the AlwaysAllow authorizer: anonymous authentication is off")
     backend = args.storage_backend or ("etcd3" if args.etcd_servers else "sqlite")
     admission = tuple(p for p in args.enable_admission_plugins if p not in set(args.disable_admission_plugins))
-    options = _plugin_options(args.plugin_option)
-    for plugin, section in (extra_options or {}).items():
-        options.setdefault(plugin, {}).update(section)
     return Config(bind_address=args.bind_address, secure_port=args.secure_port,
                   advertise_address=args.advertise_address, tls_cert_file=args.tls_cert_file,
                   tls_private_key_file=args.tls_private_key_file, client_ca_file=args.client_ca_file,

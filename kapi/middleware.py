@@ -106,9 +106,12 @@ class Inflight:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers with lowercase names; repeated headers are joined with ", " (HTTP's rule)."""
     out: dict[str, str] = {}
     for key, value in scope.get("headers", ()):
-        out[key.decode("latin-1").lower()] = value.decode("latin-1")
+        name = key.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        out[name] = f"{out[name]}, {text}" if name in out else text
     return out
 
 

@@ -48,6 +48,9 @@ class Strategy:
     #: status, and ``metadata.generation`` is bumped when anything but metadata/status changes.
     has_status: bool = False
 
+    #: False when ``columns()``/``cells()`` place the Name column themselves (events show it last)
+    name_column_first: bool = True
+
     #: True when objects are stored in another form than served (``to_storage``/``from_storage``)
     converts: bool = False
 

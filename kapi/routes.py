@@ -8,12 +8,14 @@ first, else the classic APIVersions/APIGroupList documents.
 from __future__ import annotations
 
 import platform
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import Receive, Scope, Send
 
 from kapi import errors
 from kapi.rest.dispatch import make_endpoint
@@ -97,9 +99,8 @@ def build_routes(app: App) -> list[BaseRoute]:
             return PlainTextResponse("\n".join(lines) + "\n", status_code=200 if ok else 500)
         return PlainTextResponse("ok" if ok else f"{name} check failed", status_code=200 if ok else 500)
 
-    endpoint = make_endpoint(app)
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     return [
+        ResourceRoute(make_endpoint(app)),
         Route("/version", version, methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
         Route("/livez", health, methods=["GET"]),
@@ -112,6 +113,22 @@ def build_routes(app: App) -> list[BaseRoute]:
         Route("/openapi/v2", openapi_v2, methods=["GET"]),
         Route("/openapi/v3", openapi_v3, methods=["GET"]),
         Route("/openapi/v3/{path:path}", openapi_v3_group, methods=["GET"]),
-        Route("/api/{rest:path}", endpoint, methods=methods),
-        Route("/apis/{rest:path}", endpoint, methods=methods),
     ]
+
+
+class ResourceRoute(BaseRoute):
+    """Matches every resource request in O(1): the request info parsed by the authentication
+    middleware already says whether the path is a resource path, so no pattern is tried."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.endpoint = endpoint
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        info = scope.get("kapi.info")
+        if scope["type"] == "http" and info is not None and info.is_resource_request:
+            return Match.FULL, {"endpoint": self.endpoint}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.endpoint(Request(scope, receive))
+        await response(scope, receive, send)

@@ -21,6 +21,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -63,36 +64,116 @@ def hypercorn_config(bind: list[str], tls: TLSFiles | None) -> HypercornConfig:
     return cfg
 
 
-async def serve(app: App, *, host: str = "127.0.0.1", port: int = 6443, tls: TLSFiles | None = None,
+@dataclass(frozen=True)
+class Listening:
+    """Where ``serve`` listens, handed to its ``on_listening`` callback.
+
+    ``url`` is ``https://HOST:PORT`` plus ``url_path`` (``http://`` without TLS); ``port`` is the
+    bound port (useful with ``port=0``); ``kubeconfig`` is the admin kubeconfig written by
+    ``credentials_dir`` (None when the caller brought its own TLS files).
+    """
+
+    url: str
+    port: int
+    kubeconfig: Path | None = None
+
+
+def local_credentials(directory: str | Path, server_url: str, *,
+                      advertise_address: str = "") -> tuple[TLSFiles, Path]:
+    """A PKI and an admin kubeconfig for ``server_url`` under ``directory`` (idempotent, kubeadm
+    layout: ``directory/pki``, ``directory/admin.kubeconfig``), as ``kapi-apiserver`` makes them
+    when started without TLS flags. Returns the serving ``TLSFiles`` (client CA included) and the
+    kubeconfig path. The first call takes ~0.3 s (key generation); later ones a few ms."""
+    from kapi_certs import ensure_default_credentials
+
+    Path(directory).mkdir(parents=True, exist_ok=True, mode=0o700)
+    creds = ensure_default_credentials(directory, server=server_url, advertise_address=advertise_address)
+    return (TLSFiles(str(creds.serving_cert), str(creds.serving_key), str(creds.ca_cert)),
+            creds.admin_kubeconfig_path)
+
+
+def _url(host: str, port: int, tls: bool, path: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}{path.rstrip('/')}"
+
+
+class _ReadyOnStartup:
+    """ASGI wrapper calling ``ready`` once the wrapped app's lifespan startup completed (or failed:
+    an app without lifespan support is served anyway, as hypercorn does)."""
+
+    def __init__(self, app: Any, ready: Callable[[], None]) -> None:
+        self.app = app
+        self.ready = ready
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def watching_send(message: Any) -> None:
+            await send(message)
+            if message["type"] in ("lifespan.startup.complete", "lifespan.startup.failed"):
+                self.ready()
+
+        await self.app(scope, receive, watching_send)
+
+
+def _warn_without_cert_authenticator(app: App) -> None:
+    if not any(impl.plugin == "authn_x509" for impl in app.chains.authenticate):
+        log.warning("serving with a client CA but the app has no x509 authenticator: client certificates (the "
+                    "generated admin kubeconfig) will not authenticate; add authenticators=('x509',) to the Config")
+
+
+async def serve(app: App | Any, *, host: str = "127.0.0.1", port: int = 6443, tls: TLSFiles | None = None,
                 shutdown_trigger: Callable[[], Awaitable[Any]] | None = None, sockets: list[str] | None = None,
-                ready: Callable[[], None] | None = None) -> None:
+                ready: Callable[[], None] | None = None, credentials_dir: str | Path | None = None,
+                url_path: str = "", on_listening: Callable[[Listening], None] | None = None) -> None:
     """Serve ``app`` in the running loop until ``shutdown_trigger`` completes (or forever).
 
-    ``sockets`` (``["fd://N"]``) replaces host/port with already-bound sockets. ``ready`` is called
-    once the app's startup finished and the server is listening.
+    :param app: a ``kapi.App``, or any ASGI app (e.g. a Starlette app that mounts ``App.asgi()``).
+    :param host: the address to bind; ``port`` the port (``0``: a free one, see ``on_listening``).
+        The socket is bound before the app starts, so a port conflict fails fast.
+    :param tls: the serving certificate, key and client CA; or give ``credentials_dir``.
+    :param credentials_dir: generate (once, idempotently) a PKI and ``admin.kubeconfig`` there
+        (see ``local_credentials``); the kubeconfig points at this server's URL (+ ``url_path``).
+        The app needs the ``x509`` authenticator for that kubeconfig's client certificate.
+    :param url_path: the path the kapi app is mounted under in ``app`` (``"/k8s"``), used in the URL.
+    :param sockets: already-bound sockets (``["fd://N"]``) instead of host/port.
+    :param ready: called once the app's startup finished and the server accepts connections.
+    :param on_listening: called with a ``Listening`` (URL, port, kubeconfig) at the same moment.
+    :param shutdown_trigger: an awaitable factory; serving stops (gracefully) when it completes.
     """
     tls_ext.install()
-    bind = sockets or [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    cfg = hypercorn_config(bind, tls)
-    asgi = app.asgi()
-    if ready is not None:
-        original = asgi.router.lifespan_context
+    asgi = app.asgi() if isinstance(app, App) else app
+    sock: socket.socket | None = None
+    if sockets is None:
+        sock = _bound_socket(host, port, reuse_port=False)
+        port = int(sock.getsockname()[1])
+        sockets = [f"fd://{os.dup(sock.fileno())}"]  # hypercorn owns (and closes) the duplicate
+    try:
+        url = _url(host, port, tls is not None or credentials_dir is not None, url_path)
+        kubeconfig: Path | None = None
+        if tls is None and credentials_dir is not None:
+            tls, kubeconfig = await asyncio.to_thread(local_credentials, credentials_dir, url)
+        if tls is not None and tls.client_ca_file and isinstance(app, App):
+            _warn_without_cert_authenticator(app)
+        listening = Listening(url, port, kubeconfig)
 
-        def announce(inner: Any) -> Any:
-            import contextlib
+        def announce() -> None:
+            if on_listening is not None:
+                on_listening(listening)
+            if ready is not None:
+                ready()
 
-            @contextlib.asynccontextmanager
-            async def wrapper(scope_app: Any) -> Any:
-                async with original(scope_app) as state:
-                    loop = asyncio.get_running_loop()
-                    loop.call_later(0.01, ready)
-                    yield state
-
-            return wrapper
-
-        asgi.router.lifespan_context = announce(original)
-    trigger = shutdown_trigger or (lambda: asyncio.Future())
-    await hypercorn_serve(asgi, cfg, shutdown_trigger=trigger)  # type: ignore[arg-type]
+        if ready is not None or on_listening is not None:
+            asgi = _ReadyOnStartup(asgi, announce)
+        trigger = shutdown_trigger or (lambda: asyncio.Future())
+        await hypercorn_serve(asgi, hypercorn_config(sockets, tls), shutdown_trigger=trigger)  # type: ignore[arg-type]
+    finally:
+        if sock is not None:
+            sock.close()
 
 
 def _install_uvloop() -> None:
@@ -103,11 +184,11 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
+def _bound_socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if hasattr(socket, "SO_REUSEPORT"):
+    if reuse_port and hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(1024)

@@ -75,8 +75,9 @@ class ClientCertificate:
 class AuthnRequest:
     """What authenticators see of an HTTP request.
 
-    ``headers`` keys are lowercase. ``client_cert`` is set only when a verified certificate was
-    presented. ``remote`` is ``(host, port)`` or None for in-process transports.
+    ``headers`` keys are lowercase; a repeated header's values are joined with ", ".
+    ``client_cert`` is set only when a verified certificate was presented. ``remote`` is
+    ``(host, port)`` or None for in-process transports.
     """
 
     method: str
@@ -84,6 +85,9 @@ class AuthnRequest:
     headers: Mapping[str, str]
     client_cert: ClientCertificate | None = None
     remote: tuple[str, int] | None = None
+    #: audiences the credential must be valid for (TokenReview ``spec.audiences``); empty = the
+    #: API server's own audiences
+    audiences: tuple[str, ...] = ()
 
     def bearer_token(self) -> str | None:
         """The token of an ``Authorization: Bearer`` header, or None. Never log the result."""
@@ -127,6 +131,8 @@ class AdmissionRequest:
 
     ``obj`` is the incoming object (None on DELETE); ``old_obj`` the stored one (None on CREATE).
     Mutating plugins return a new dict; validating plugins must not change ``obj``.
+    ``warnings`` is the one mutable field: a plugin appends a sentence to warn the client without
+    rejecting (it reaches the ``Warning`` response header); every plugin of one request shares it.
     """
 
     operation: Operation
@@ -141,3 +147,4 @@ class AdmissionRequest:
     old_obj: Mapping[str, Any] | None
     user: UserInfo
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list, compare=False)

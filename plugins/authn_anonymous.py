@@ -6,14 +6,16 @@ the authorizers). When it is false the plugin returns None and such a request ge
 
 It answers every request it is asked about, so list it last in ``config.authenticators``. A
 request whose credentials were rejected (an ``AuthenticationError`` from an earlier plugin) never
-reaches it: a bad credential is a 401, not an anonymous request.
+reaches it: a bad credential is a 401, not an anonymous request. Likewise a request that carries
+an ``Authorization`` header nobody recognised is refused (401), as kube-apiserver refuses an
+invalid bearer token instead of treating the caller as anonymous.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kapi import ANONYMOUS, UNAUTHENTICATED, UserInfo, hookimpl
+from kapi import ANONYMOUS, UNAUTHENTICATED, AuthnRequest, UserInfo, hookimpl
 
 if TYPE_CHECKING:
     from kapi import App
@@ -24,6 +26,8 @@ ANONYMOUS_USER = UserInfo(name=ANONYMOUS, groups=(UNAUTHENTICATED,))
 
 
 @hookimpl
-def kapi_authenticate(app: App) -> UserInfo | None:
-    """``system:anonymous`` when anonymous requests are allowed, else None."""
-    return ANONYMOUS_USER if app.config.anonymous_auth else None
+def kapi_authenticate(request: AuthnRequest, app: App) -> UserInfo | None:
+    """``system:anonymous`` when anonymous requests are allowed and no credential was sent, else None."""
+    if not app.config.anonymous_auth or request.headers.get("authorization"):
+        return None
+    return ANONYMOUS_USER

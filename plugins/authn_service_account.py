@@ -349,15 +349,14 @@ class Ref:
 
     def problem(self, obj: Mapping[str, Any] | None, now: float) -> str:
         """Why ``obj`` (the stored object, or None) invalidates the token; "" when it does not."""
-        what = f"{_KINDS[self.resource]} {self.namespace + '/' if self.namespace else ''}{self.name}"
         if obj is None:
-            return f"{what} has been deleted"
+            return f"{self.what} has been deleted"
         meta = obj.get("metadata") or {}
         if self.uid and meta.get("uid") != self.uid:
-            return f"{what} UID ({meta.get('uid')}) does not match the token's claim ({self.uid})"
+            return f"{self.what} UID ({meta.get('uid')}) does not match the token's claim ({self.uid})"
         deleting = meta.get("deletionTimestamp")
         if deleting and _timestamp(deleting) < now - LEEWAY:
-            return f"{what} is marked for deletion"
+            return f"{self.what} is marked for deletion"
         if self.secret_token:
             stored = (obj.get("data") or {}).get("token", "")
             try:
@@ -365,8 +364,13 @@ class Ref:
             except ValueError:
                 matches = False
             if not matches:
-                return f"{what} no longer holds this token"
+                return f"{self.what} no longer holds this token"
         return ""
+
+    @property
+    def what(self) -> str:
+        """``pod NS/NAME`` (for messages)."""
+        return f"{_KINDS[self.resource]} {self.namespace + '/' if self.namespace else ''}{self.name}"
 
 
 def _timestamp(value: Any) -> float:

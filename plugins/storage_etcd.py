@@ -96,6 +96,7 @@ _REVISION_KEY = b"\x00"  # a single-key range that answers the current revision 
 _HEALTH_TIMEOUT = 2.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
 _MAX_INT32 = 2**31 - 1
+_UTF8, _RAW = "utf-8", "surrogateescape"  # keys: UTF-8 text; foreign non-UTF-8 bytes round-trip
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -351,7 +352,7 @@ class EtcdStorage:
     async def get(self, key: str) -> KeyValue:
         """The current value of ``key``, or ``KeyNotFoundError``."""
         kv, lib = self._use(), self._lib
-        response = await self._unary(kv.Range, lib.RangeRequest(key=key.encode()), "get", read=True)
+        response = await self._unary(kv.Range, lib.RangeRequest(key=key.encode(_UTF8, _RAW)), "get", read=True)
         if not response.kvs:
             raise KeyNotFoundError(key)
         item = response.kvs[0]
@@ -361,8 +362,8 @@ class EtcdStorage:
         """Keys under ``prefix`` after ``start_after`` at ``revision`` (0 or a future one = latest),
         at most ``limit``; ``remaining`` is always known."""
         kv, lib = self._use(), self._lib
-        p = prefix.encode()
-        start = (start_after + "\x00").encode() if start_after >= prefix else p or b"\x00"
+        p = prefix.encode(_UTF8, _RAW)
+        start = (start_after + "\x00").encode(_UTF8, _RAW) if start_after >= prefix else p or b"\x00"
         request = lib.RangeRequest(key=start, range_end=prefix_end(p), revision=max(revision, 0),
                                    limit=max(limit, 0))
         try:
@@ -372,7 +373,7 @@ class EtcdStorage:
                 raise CompactedError(revision, await self._compaction_point(revision)) from None
             request.revision = 0  # a future revision: read the latest, as the other stores do
             response = await self._unary(kv.Range, request, "list", read=True)
-        items = [KeyValue(item.key.decode(), item.value, item.mod_revision, item.create_revision)
+        items = [KeyValue(item.key.decode(_UTF8, _RAW), item.value, item.mod_revision, item.create_revision)
                  for item in response.kvs]
         at = response.header.revision if request.revision == 0 else request.revision
         remaining = response.count - len(items) if response.more else 0
@@ -384,7 +385,7 @@ class EtcdStorage:
         kv, lib = self._use(), self._lib
         if expected_revision <= 0:  # mod_revision == 0 would match a missing key
             raise ConflictError(key, await self.get(key))
-        k = key.encode()
+        k = key.encode(_UTF8, _RAW)
         request = lib.TxnRequest(
             compare=[lib.Compare(result=lib.EQUAL, target=lib.MOD, key=k, mod_revision=expected_revision)],
             success=[lib.RequestOp(request_put=lib.PutRequest(key=k, value=value, prev_kv=True, ignore_lease=True))],
@@ -399,7 +400,7 @@ class EtcdStorage:
         """Delete ``key`` (guarded when ``expected_revision`` is non-zero); returns its last value
         with the deletion's revision."""
         kv, lib = self._use(), self._lib
-        k = key.encode()
+        k = key.encode(_UTF8, _RAW)
         if not expected_revision:
             response = await self._unary(kv.DeleteRange, lib.DeleteRangeRequest(key=k, prev_kv=True), "delete")
             if not response.prev_kvs:
@@ -420,7 +421,7 @@ class EtcdStorage:
         """Every change under ``prefix`` after ``revision``; close the iterator with ``aclose()``."""
         if self._closed:
             raise UnavailableError("storage_etcd: the store is closed")
-        watch = _EtcdWatch(self, prefix.encode(), revision)
+        watch = _EtcdWatch(self, prefix.encode(_UTF8, _RAW), revision)
         self._watches.add(watch)
         return watch
 
@@ -466,9 +467,9 @@ class EtcdStorage:
         for watch in list(self._watches):
             watch.close()
         self._leases.close()
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        channel, self._channel, self._kv = self._channel, None, None
+        if channel is not None:
+            await channel.close()
 
     # ------------------------------------------------------------------ internals
 
@@ -484,8 +485,7 @@ class EtcdStorage:
         lib = self._lib
         manager = lib.ConnectionManager([self.endpoints.target])
         manager.target = self.endpoints.target  # ours handles IPv6 and resolved host names
-        manager.grpc_options.extend([("grpc.max_receive_message_length", self._max_receive),
-                                     ("grpc.max_send_message_length", self._max_receive)])
+        manager.grpc_options.append(("grpc.max_receive_message_length", self._max_receive))
         ca, key, cert, name = self._tls
         if self.endpoints.secure:
             self._channel = manager.get_channel(ca_cert=ca, cert_key=key, cert_chain=cert, tls_server_name=name)
@@ -543,7 +543,7 @@ class EtcdStorage:
 
     async def _create(self, key: str, value: bytes, lease: int) -> Any:
         kv, lib = self._use(), self._lib
-        k = key.encode()
+        k = key.encode(_UTF8, _RAW)
         request = lib.TxnRequest(
             compare=[lib.Compare(result=lib.EQUAL, target=lib.CREATE, key=k, create_revision=0)],
             success=[lib.RequestOp(request_put=lib.PutRequest(key=k, value=value, lease=lease))])
@@ -567,7 +567,7 @@ class EtcdStorage:
                 if response.compact_revision:
                     self._compacted = max(self._compacted, int(response.compact_revision))
                     break
-        except self._lib.RpcError:
+        except (self._lib.RpcError, self._lib.UsageError):
             pass
         finally:
             watch.cancel()
@@ -601,29 +601,30 @@ class EtcdStorage:
             _log.info("storage_etcd: compacted history before revision %d", revision)
         return version + 1, current
 
-    def _watch_events(self, response: Any, after: int) -> list[StorageEvent]:
-        """The events of a watch response with a revision above ``after``, as kapi events."""
-        events = []
-        delete = self._lib.DELETE
-        for event in response.events:
-            kv = event.kv
-            revision = kv.mod_revision
-            if revision <= after:
-                continue
-            key = kv.key.decode()
-            has_prev = event.HasField("prev_kv")
-            prev = event.prev_kv
-            before = KeyValue(key, prev.value, prev.mod_revision, prev.create_revision) if has_prev else None
-            if event.type == delete:
-                gone = KeyValue(key, prev.value, revision, prev.create_revision) if has_prev \
-                    else KeyValue(key, b"", revision, 0)
-                events.append(StorageEvent(EventType.DELETED, gone, before))
-            elif kv.version == 1:
-                events.append(StorageEvent(EventType.ADDED, KeyValue(key, kv.value, revision, kv.create_revision)))
-            else:
-                events.append(StorageEvent(EventType.MODIFIED, KeyValue(key, kv.value, revision, kv.create_revision),
-                                           before))
-        return events
+
+def _events_of(response: Any, after: int, delete: int) -> list[StorageEvent]:
+    """The events of an etcd watch response with a revision above ``after``, as kapi events
+    (``delete``: etcd's DELETE event type)."""
+    events = []
+    for event in response.events:
+        kv = event.kv
+        revision = kv.mod_revision
+        if revision <= after:
+            continue
+        key = kv.key.decode(_UTF8, _RAW)
+        has_prev = event.HasField("prev_kv")
+        prev = event.prev_kv
+        before = KeyValue(key, prev.value, prev.mod_revision, prev.create_revision) if has_prev else None
+        if event.type == delete:
+            gone = KeyValue(key, prev.value, revision, prev.create_revision) if has_prev \
+                else KeyValue(key, b"", revision, 0)
+            events.append(StorageEvent(EventType.DELETED, gone, before))
+        elif kv.version == 1:
+            events.append(StorageEvent(EventType.ADDED, KeyValue(key, kv.value, revision, kv.create_revision)))
+        else:
+            events.append(StorageEvent(EventType.MODIFIED, KeyValue(key, kv.value, revision, kv.create_revision),
+                                       before))
+    return events
 
 
 class _EtcdWatch:
@@ -631,8 +632,8 @@ class _EtcdWatch:
 
     The stream starts at ``position`` (not ``position + 1``) so that etcd refuses a position below
     its compaction point, exactly the contract's rule; events at or below ``position`` are dropped.
-    ``position`` then follows the delivered (queued) events and etcd's progress notifications; a
-    broken stream is reopened from there.
+    ``position`` then follows the queued events (only: etcd 3.4's progress notifications are not
+    trusted to resume from); a broken stream is reopened from there.
     """
 
     __slots__ = ("__weakref__", "_call", "_closed", "_end", "_failing_since", "_failures", "_pending", "_prefix",
@@ -690,8 +691,7 @@ class _EtcdWatch:
         call = self._store._watch_stub.Watch()
         self._call = call
         await call.write(lib.WatchRequest(create_request=lib.WatchCreateRequest(
-            key=self._prefix, range_end=self._end, start_revision=max(self.position, 1), prev_kv=True,
-            progress_notify=True)))
+            key=self._prefix, range_end=self._end, start_revision=max(self.position, 1), prev_kv=True)))
 
     def _receive(self, response: Any) -> None:
         if response.compact_revision:
@@ -702,12 +702,9 @@ class _EtcdWatch:
             self.close()
             raise StorageError(f"storage_etcd: etcd cancelled the watch: {response.cancel_reason}")
         self._failing_since, self._failures = None, 0
-        if response.created:
+        if response.created or not response.events:
             return
-        if not response.events:  # a progress notification: nothing below the header's revision is missing
-            self.position = max(self.position, int(response.header.revision))
-            return
-        self._pending.extend(self._store._watch_events(response, self.position))
+        self._pending.extend(_events_of(response, self.position, self._store._lib.DELETE))
         self.position = max(self.position, int(response.events[-1].kv.mod_revision))
 
     async def _broken(self, err: Any) -> None:

@@ -4,8 +4,9 @@ Not a test module: tests import it (``from etcd_server import EtcdCluster, requi
 
     with EtcdCluster.started(tmp_path, size=3) as cluster:
         store = EtcdStorage(cluster.endpoints, **cluster.client_tls())
-        cluster.kill(0)          # SIGKILL one member
-        cluster.restart(0)       # start it again on its data, wait until it is healthy
+        leader = cluster.leader()  # index of the member that leads (etcdctl endpoint status)
+        cluster.kill(leader)       # SIGKILL one member
+        cluster.restart(leader)    # start it again on its data, wait until it is healthy
 
 Certificates come from ``kapi_certs.ensure_pki`` in kubeadm's layout: clients must present a
 certificate of ``etcd/ca`` (``--client-cert-auth``); members serve ``etcd/server`` and talk to
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import shutil
 import socket
 import ssl
@@ -237,6 +239,22 @@ class EtcdCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"etcd member {member.name} not healthy after {timeout}s:\n{member.log_tail()}")
             time.sleep(0.05)
+
+    def leader(self) -> int:
+        """The index of the current leader, as the running members report it (``etcdctl``)."""
+        etcdctl = shutil.which("etcdctl")
+        if etcdctl is None:
+            pytest.skip("etcdctl is not installed (apt-get install etcd-client)")
+        tls = self.client_tls()
+        running = [m.client_url for m in self.members if m.running]
+        result = subprocess.run([etcdctl, "--endpoints", ",".join(running), "--cacert", tls["ca_file"],
+                                 "--cert", tls["cert_file"], "--key", tls["key_file"], "--command-timeout", "5s",
+                                 "endpoint", "status", "-w", "json"],
+                                capture_output=True, text=True, timeout=10, env={"ETCDCTL_API": "3"}, check=True)
+        statuses = json.loads(result.stdout)
+        leader = next(s["Status"]["leader"] for s in statuses if s["Status"]["leader"])
+        url = next(s["Endpoint"] for s in statuses if s["Status"]["header"]["member_id"] == leader)
+        return self.endpoints.index(url)
 
     def close(self) -> None:
         """Stop every member (idempotent)."""

@@ -3,8 +3,10 @@
 ``builtin_resources()`` lists the served resources (discovery facts plus each kind's
 ``Strategy``). Modules by area: ``core`` (namespaces, serviceaccounts, endpoints),
 ``configdata`` (configmaps, secrets), ``nodes``, ``pods`` (+ ``podspec`` shared with
-workloads), ``services``, ``apps``, ``events``, ``rbac``, ``misc`` (leases,
-selfsubjectaccessreviews). Shared helpers:
+workloads), ``services``, ``apps``, ``batch`` (jobs, cronjobs), ``discovery``
+(endpointslices), ``events``, ``rbac``, ``misc`` (leases, selfsubjectaccessreviews), ``quota`` (limitranges,
+resourcequotas), ``scheduling`` (priorityclasses), ``admissionregistration`` (webhook
+configurations, validating admission policies and bindings). Shared helpers:
 ``fielderrors`` (kube-formatted field errors), ``formats`` (name/label formats), ``printing``
 (ages, Table helpers), ``quantity``, ``access``.
 
@@ -25,10 +27,28 @@ if TYPE_CHECKING:
 
 @functools.cache
 def _builtin() -> tuple[ResourceType, ...]:
-    from kapi.kinds import apps, configdata, core, events, misc, nodes, pods, rbac, services
+    from kapi.kinds import (
+        admissionregistration,
+        apps,
+        authn,
+        batch,
+        configdata,
+        core,
+        discovery,
+        events,
+        misc,
+        nodes,
+        pods,
+        quota,
+        rbac,
+        scheduling,
+        services,
+    )
 
     return (*core.resources(), *configdata.resources(), *nodes.resources(), *pods.resources(),
-            *services.resources(), *events.resources(), *apps.resources(), *misc.resources(), *rbac.resources())
+            *services.resources(), *events.resources(), *apps.resources(), *batch.resources(),
+            *discovery.resources(), *misc.resources(), *rbac.resources(), *authn.authn_resources(),
+            *quota.resources(), *scheduling.resources(), *admissionregistration.resources())
 
 
 def builtin_resources() -> list[ResourceType]:

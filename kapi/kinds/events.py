@@ -142,6 +142,7 @@ def _normalized(value: Any) -> Any:
 class EventStrategy(Strategy):
     """Core ``v1`` Events (``eventStrategy``; legacy validation)."""
 
+    name_column_first = False
     strict = False
 
     def core(self, obj: Obj) -> Obj:
@@ -248,7 +249,7 @@ def event_cells(event: Obj) -> list[Any]:
     target = f"{kind}/{involved['name']}" if involved.get("name") else kind
     return [last, str(event.get("type") or ""), str(event.get("reason") or ""), target,
             str(involved.get("fieldPath") or ""), _source(event), str(event.get("message") or "").strip(), first,
-            count]
+            count, str(as_dict(event.get("metadata")).get("name") or "")]
 
 
 EVENT_COLUMNS = (
@@ -265,6 +266,7 @@ EVENT_COLUMNS = (
     Column("First Seen", priority=1, description="The time at which the event was first recorded. (Time of server "
                                                  "receipt is in TypeMeta.)"),
     Column("Count", priority=1, description="The number of times this event has occurred."),
+    Column("Name", priority=1, format="name", description="Name of the event object."),
 )
 
 

@@ -3,6 +3,10 @@
 Order (kube-apiserver's): prepare -> default -> mutating admission -> validation (generic metadata,
 schema, kind rules; 422 Invalid with causes, or 400 for unknown fields under
 ``fieldValidation=Strict``) -> validating admission.
+
+Admission warnings: every ``AdmissionRequest`` of one HTTP request shares one ``warnings`` list
+(kept in the ASGI scope under ``WARNINGS_KEY``); plugins append to it, and ``validate_admission``
+hands the collected sentences back for the ``Warning`` response header.
 """
 
 from __future__ import annotations
@@ -25,12 +29,21 @@ NAME_RULES = {
 }
 
 
+WARNINGS_KEY = "kapi.admission_warnings"
+
+
+def _warnings(ctx: Ctx) -> list[str]:
+    """The request's shared admission-warnings list (created on first use)."""
+    warnings: list[str] = ctx.request.scope.setdefault(WARNINGS_KEY, [])
+    return warnings
+
+
 def _request(ctx: Ctx, op: Operation, obj: Obj | None, old: Obj | None, subresource: str, name: str,
              dry_run: bool) -> AdmissionRequest:
     rt = ctx.rt
     return AdmissionRequest(operation=op, kind=rt.kind, api_group=rt.group, api_version=rt.version,
                             resource=rt.plural, subresource=subresource, namespace=ctx.namespace, name=name,
-                            obj=obj, old_obj=old, user=ctx.user, dry_run=dry_run)
+                            obj=obj, old_obj=old, user=ctx.user, dry_run=dry_run, warnings=_warnings(ctx))
 
 
 async def mutate(ctx: Ctx, op: Operation, obj: Obj, old: Obj | None, *, subresource: str = "",
@@ -48,12 +61,16 @@ async def mutate(ctx: Ctx, op: Operation, obj: Obj, old: Obj | None, *, subresou
 
 
 async def validate_admission(ctx: Ctx, op: Operation, obj: Obj | None, old: Obj | None, *, name: str,
-                             subresource: str = "", dry_run: bool = False) -> None:
-    """Run the validating admission chain (raises ``AdmissionDenied`` to reject)."""
-    if not ctx.app.chains.validate:
-        return
-    request = _request(ctx, op, obj, old, subresource, name, dry_run)
-    await hooks.call_each("kapi_validate_admission", ctx.app.chains.validate, request=request, app=ctx.app)
+                             subresource: str = "", dry_run: bool = False) -> list[str]:
+    """Run the validating admission chain (raises ``AdmissionDenied`` to reject).
+
+    Returns the warnings that mutating and validating plugins added for this request (and clears
+    them, so a retried update does not repeat them)."""
+    if ctx.app.chains.validate:
+        request = _request(ctx, op, obj, old, subresource, name, dry_run)
+        await hooks.call_each("kapi_validate_admission", ctx.app.chains.validate, request=request, app=ctx.app)
+    warnings: list[str] = ctx.request.scope.pop(WARNINGS_KEY, None) or []
+    return warnings
 
 
 def field_validation(ctx: Ctx) -> str:

@@ -2,7 +2,8 @@
 
 Authentication and authorization already ran (middleware); this resolves the resource, checks
 the verb and subresource it supports and calls the handler. Subresources served here: ``status``
-(get/update/patch), ``scale`` (deployments, replicasets), ``binding`` (pods). Non-stored review
+(get/update/patch), ``scale`` (deployments, replicasets), ``binding`` (pods), ``finalize``
+(namespaces, update only). Non-stored review
 resources (``selfsubjectaccessreviews``) answer on create.
 """
 
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kapi import errors
-from kapi.rest import read, reviews, subresources, write
+from kapi.rest import authn_reviews, read, reviews, subresources, tokens, write
 from kapi.rest.context import Ctx
 
 if TYPE_CHECKING:
@@ -34,11 +35,20 @@ MAIN: dict[str, Handler] = {
     "deletecollection": write.delete_collection,
 }
 
+#: non-stored review kinds, answered on create
+REVIEWS: dict[str, Handler] = {**reviews.REVIEWS, **authn_reviews.REVIEWS}
+
 STATUS: dict[str, Handler] = {
     "get": read.get,
     "update": lambda ctx: write.update(ctx, "status"),
     "patch": lambda ctx: write.patch_object(ctx, "status"),
 }
+
+
+async def finalize_namespace(ctx: Ctx) -> Response:
+    """PUT namespaces/NAME/finalize: replace ``spec.finalizers`` (the namespace controller removes
+    ``kubernetes`` once the content is gone; with no finalizer left a terminating namespace goes)."""
+    return await write.update(ctx, "finalize")
 
 
 def _subresource_handler(ctx: Ctx) -> Handler | None:
@@ -49,6 +59,10 @@ def _subresource_handler(ctx: Ctx) -> Handler | None:
         return subresources.SCALE.get(verb)
     if sub == "binding" and ctx.rt.plural == "pods" and verb == "create":
         return subresources.bind_pod
+    if sub == "finalize" and ctx.rt.plural == "namespaces" and verb == "update":
+        return finalize_namespace
+    if sub == "token" and ctx.rt.plural == "serviceaccounts" and verb == "create":
+        return tokens.create_token
     return None
 
 
@@ -65,10 +79,11 @@ def make_endpoint(app: App) -> Callable[[Request], Awaitable[Response]]:
         if info.namespace and not rt.namespaced and info.resource != "namespaces":
             raise errors.not_found_path(info.path)
         ctx = Ctx(app=app, rt=rt, info=info, user=request.scope["kapi.user"], request=request)
-        if rt.plural in reviews.REVIEWS:
+        review = REVIEWS.get(rt.plural)
+        if review is not None:
             if info.verb != "create" or info.subresource:
                 raise errors.method_not_allowed(f"{rt.plural} only supports create")
-            return await reviews.REVIEWS[rt.plural](ctx)
+            return await review(ctx)
         if info.subresource:
             if info.subresource not in rt.subresources:
                 raise errors.not_found_path(info.path)

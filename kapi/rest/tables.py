@@ -50,14 +50,17 @@ def make_table(rt: ResourceType, objects: Iterable[dict[str, Any]], *, include: 
     if include not in ("None", "Metadata", "Object"):
         raise errors.bad_request(f'invalid includeObject "{include}": use None, Metadata or Object')
     strategy = rt.strategy
+    lead = strategy.name_column_first
     rows = []
     for obj in objects:
-        row: dict[str, Any] = {"cells": [obj.get("metadata", {}).get("name", ""), *strategy.cells(obj)]}
+        cells = strategy.cells(obj)
+        row: dict[str, Any] = {"cells": [obj.get("metadata", {}).get("name", ""), *cells] if lead else cells}
         embedded = _row_object(obj, include)
         if embedded is not None:
             row["object"] = embedded
         rows.append(row)
     table: dict[str, Any] = {"kind": "Table", "apiVersion": api_version, "metadata": list_meta or {}}
-    table["columnDefinitions"] = [c.to_dict() for c in (NAME_COLUMN, *strategy.columns())] if with_columns else None
+    columns = (NAME_COLUMN, *strategy.columns()) if lead else tuple(strategy.columns())
+    table["columnDefinitions"] = [c.to_dict() for c in columns] if with_columns else None
     table["rows"] = rows
     return table

@@ -25,7 +25,6 @@ from kapi.watchcache import decode
 
 Obj = dict[str, Any]
 MAX_RETRIES = 16
-PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -46,25 +45,6 @@ async def read_object(ctx: Ctx) -> Obj:
     obj = body.decode_object(data, ctx.request.headers.get("content-type", "application/json"))
     objects.check_type(ctx.rt, obj)
     return obj
-
-
-async def ensure_namespace_writable(ctx: Ctx, namespace: str) -> None:
-    """404 if the namespace does not exist; 403 if it is terminating (NamespaceLifecycle)."""
-    ns_type = ctx.app.registry.lookup("", "v1", "namespaces")
-    if ns_type is None:
-        return
-    key = ns_type.key(ctx.app.root, "", namespace)
-    cache = ctx.app.cache.route(key)
-    cached = cache.objects.get(key) if cache is not None else None
-    ns = cached.obj if cached is not None else None
-    if ns is None:
-        try:
-            ns = decode(await ctx.app.storage.get(key)).obj
-        except KeyNotFoundError:
-            raise errors.not_found("", "namespaces", namespace) from None
-    if ns.get("metadata", {}).get("deletionTimestamp") or ns.get("status", {}).get("phase") == "Terminating":
-        raise errors.forbidden(f"unable to create new content in namespace {namespace} because it is being "
-                               f"terminated")
 
 
 async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
@@ -90,9 +70,7 @@ async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
     obj = await admit.mutate(ctx, Operation.CREATE, obj, None, dry_run=dry_run)
     warnings = admit.validate(ctx, obj, None)
     name = obj["metadata"]["name"]
-    await admit.validate_admission(ctx, Operation.CREATE, obj, None, name=name, dry_run=dry_run)
-    if rt.namespaced:
-        await ensure_namespace_writable(ctx, ctx.namespace)
+    warnings += await admit.validate_admission(ctx, Operation.CREATE, obj, None, name=name, dry_run=dry_run)
     if dry_run:
         return respond_object(ctx, obj, 201)
     release = await allocation.allocate(ctx, obj)
@@ -155,6 +133,9 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
         if subresource == "status":
             rt.strategy.prepare_for_status_update(new, old)
             new["metadata"] = {**old_meta}
+        elif subresource == "finalize":  # namespaces/NAME/finalize: only spec.finalizers may change
+            rt.strategy.prepare_for_finalize_update(new, old)  # type: ignore[attr-defined]
+            new["metadata"] = {**old_meta}
         else:
             rt.strategy.prepare_for_update(new, old)
         rt.strategy.default(new)
@@ -163,12 +144,12 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         # a binding changes only spec.nodeName and a condition: the pod-update rules do not apply
         warnings = admit.validate(ctx, new, old) if subresource != "binding" else []
-        await admit.validate_admission(ctx, Operation.UPDATE, new, old, name=ctx.name, subresource=subresource,
-                                       dry_run=dry_run)
+        warnings += await admit.validate_admission(ctx, Operation.UPDATE, new, old, name=ctx.name,
+                                                   subresource=subresource, dry_run=dry_run)
         if new == old or dry_run:
             return new, warnings
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
-                and not _waits_for_graceful_stop(rt.plural, new):
+                and not _waits_for_graceful_stop(rt.plural, new) and not _namespace_finalizing(rt.plural, new):
             try:
                 deleted = await storage.delete(key, expected_revision=current.revision)
             except ConflictError:
@@ -247,6 +228,11 @@ async def patch_object(ctx: Ctx, subresource: str = "") -> Response:
 # delete
 
 
+def _namespace_finalizing(plural: str, obj: Obj) -> bool:
+    """A terminating namespace stays until its ``spec.finalizers`` are gone (``/finalize``)."""
+    return plural == "namespaces" and bool(obj.get("spec", {}).get("finalizers"))
+
+
 def _waits_for_graceful_stop(plural: str, obj: Obj) -> bool:
     """Pods bound to a node stay until their kubelet confirms the stop (grace period 0)."""
     if plural != "pods":
@@ -281,8 +267,6 @@ async def delete_one(ctx: Ctx, name: str, options: Obj, dry_run: bool) -> Obj:
     rt = ctx.rt
     storage = ctx.app.storage
     key = ctx.key(name)
-    if rt.plural == "namespaces" and name in PROTECTED_NAMESPACES:
-        raise errors.forbidden(f'namespaces "{name}" is forbidden: this namespace may not be deleted')
     for _attempt in range(MAX_RETRIES):
         try:
             current = await storage.get(key)

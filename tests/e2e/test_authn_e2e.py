@@ -103,7 +103,7 @@ def test_pod_bound_token_dies_with_the_pod(server: Server, admin: Kubectl) -> No
     assert user["extra"]["authentication.kubernetes.io/pod-name"] == ["worker"]
     admin("delete", "pod", "worker", "-n", "default", "--grace-period=0", "--force", "--wait=false")
     refused = as_token(server, admin, token, "get", "namespaces", check=False)
-    assert refused.returncode != 0 and "Unauthorized" in refused.stderr
+    assert refused.returncode != 0 and "pod default/worker has been deleted" in refused.stderr
 
 
 def test_python_client_with_a_token(server: Server, admin: Kubectl) -> None:
@@ -135,19 +135,19 @@ def test_wrong_tokens_are_401(server: Server, admin: Kubectl) -> None:
     forged = f"{head}.{payload}.{base64.urlsafe_b64encode(b'x' * 256).decode().rstrip('=')}"
     for wrong in ("not-a-token", forged, "zzzzzz.0123456789abcdef"):
         result = as_token(server, admin, wrong, "get", "namespaces", check=False)
-        assert result.returncode != 0 and "Unauthorized" in result.stderr, wrong
+        assert result.returncode != 0 and "must be logged in" in result.stderr, wrong
         assert wrong not in result.stderr
 
 
 def test_token_review(admin: Kubectl) -> None:
     token = admin("create", "token", "robot", "-n", "default").strip()
     review = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
-    out = json.loads(admin("create", "-f", "-", "-o", "json", input=json.dumps(review)))
+    out = json.loads(admin("create", "--validate=false", "-f", "-", "-o", "json", input=json.dumps(review)))
     assert out["status"]["authenticated"] is True
     assert out["status"]["user"]["username"] == "system:serviceaccount:default:robot"
     review["spec"]["token"] = "nonsense"
-    assert not json.loads(admin("create", "-f", "-", "-o", "json", input=json.dumps(review)))["status"].get(
-        "authenticated")
+    refused = json.loads(admin("create", "--validate=false", "-f", "-", "-o", "json", input=json.dumps(review)))
+    assert not refused["status"].get("authenticated")
 
 
 def test_admin_whoami_and_discovery(admin: Kubectl) -> None:

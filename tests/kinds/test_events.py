@@ -87,14 +87,15 @@ def test_field_values() -> None:
 def test_table() -> None:
     assert [(c.name, c.priority) for c in CORE.columns()] == [
         ("Last Seen", 0), ("Type", 0), ("Reason", 0), ("Object", 0), ("Subobject", 1), ("Source", 1),
-        ("Message", 0), ("First Seen", 1), ("Count", 1)]
-    assert CORE.cells(core_event()) == ["2m", "Normal", "Pulled", "pod/web", "spec.containers{web}",
-                                        "kubelet, node-1", "Pulled image", "10m", 3]
+        ("Message", 0), ("First Seen", 1), ("Count", 1), ("Name", 1)]
+    assert not CORE.name_column_first
+    assert CORE.cells(core_event())[:9] == ["2m", "Normal", "Pulled", "pod/web", "spec.containers{web}",
+                                            "kubelet, node-1", "Pulled image", "10m", 3]
     series = new_event(series={"count": 4, "lastObservedTime": ago(seconds=30)}, eventTime=ago(minutes=3))
     cells = V1.cells(series)
     assert cells[:4] == ["30s", "Warning", "Scaled", "deployment/web"] and cells[5] == "example.com/ctl, ctl-1"
-    assert cells[7:] == ["3m", 4]
-    assert CORE.cells({}) == ["<unknown>", "", "", "", "", "", "", "<unknown>", 1]
+    assert cells[7:9] == ["3m", 4]
+    assert CORE.cells({}) == ["<unknown>", "", "", "", "", "", "", "<unknown>", 1, ""]
 
 
 def test_core_defaults_match_kube_serialisation() -> None:

@@ -23,9 +23,11 @@ def test_resource_set_and_facts() -> None:
         ("", "secrets"), ("", "serviceaccounts"), ("", "events"), ("events.k8s.io", "events"), ("apps", "deployments"),
         ("apps", "replicasets"), ("coordination.k8s.io", "leases"), ("rbac.authorization.k8s.io", "roles"),
         ("rbac.authorization.k8s.io", "clusterroles"), ("rbac.authorization.k8s.io", "rolebindings"),
-        ("rbac.authorization.k8s.io", "clusterrolebindings"), ("authorization.k8s.io", "selfsubjectaccessreviews")}
+        ("rbac.authorization.k8s.io", "clusterrolebindings"), ("authorization.k8s.io", "selfsubjectaccessreviews"),
+        ("batch", "jobs"), ("batch", "cronjobs"), ("discovery.k8s.io", "endpointslices")}
     assert {k for k, rt in resources.items() if "all" in rt.categories} == {
-        ("", "pods"), ("", "services"), ("apps", "deployments"), ("apps", "replicasets")}
+        ("", "pods"), ("", "services"), ("apps", "deployments"), ("apps", "replicasets"), ("batch", "jobs"),
+        ("batch", "cronjobs")}
     assert resources[("", "pods")].subresources == ("binding", "log", "status")
     assert resources[("", "namespaces")].subresources == ("finalize", "status")
     assert resources[("apps", "deployments")].subresources == ("scale", "status")
@@ -35,7 +37,7 @@ def test_resource_set_and_facts() -> None:
     short = {rt.plural: rt.short_names for rt in resources.values() if rt.short_names}
     assert short == {"namespaces": ("ns",), "pods": ("po",), "nodes": ("no",), "services": ("svc",),
                      "endpoints": ("ep",), "configmaps": ("cm",), "serviceaccounts": ("sa",), "events": ("ev",),
-                     "deployments": ("deploy",), "replicasets": ("rs",)}
+                     "deployments": ("deploy",), "replicasets": ("rs",), "cronjobs": ("cj",)}
     Registry(builtin_resources())  # no duplicates
 
 

@@ -18,7 +18,6 @@ from starlette.requests import Request
 
 from kapi import App, AuthnRequest, Config, UserInfo, create_app, requestinfo
 from kapi.kinds import builtin_resources
-from kapi.kinds.authn import authn_resources
 from kapi.rest.context import Ctx
 from kapi_plugins.storage_memory import MemoryStorage
 
@@ -34,7 +33,7 @@ def make_app(tmp_path: Path, plugins: Iterable[tuple[str, Any]] = (), *, authent
     config = Config(storage_backend="memory", data_dir=str(tmp_path), authorizers=(),
                     authenticators=authenticators, anonymous_auth=anonymous, plugin_options=options or {})
     return create_app(config, storage=MemoryStorage(), plugins=plugins, load_entrypoints=False,
-                      resources=[*builtin_resources(), *authn_resources()])
+                      resources=builtin_resources())
 
 
 @contextlib.asynccontextmanager

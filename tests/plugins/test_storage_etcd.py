@@ -84,7 +84,7 @@ async def test_client_certificate_from_another_ca_is_refused(etcd: EtcdCluster, 
                                                                  client=True))
     ca = etcd.client_tls()["ca_file"]
     for tls in ({"cert_file": cert, "key_file": key}, {}):  # a foreign certificate, then none at all
-        store = EtcdStorage(etcd.endpoints, ca_file=ca, timeout=2, compaction_interval=0, **tls)
+        store = EtcdStorage(etcd.endpoints, ca_file=ca, timeout=0.5, compaction_interval=0, **tls)
         try:
             with pytest.raises(UnavailableError):
                 await store.get("/anything")
@@ -105,7 +105,7 @@ async def test_serving_certificate_from_another_ca_is_refused(etcd: EtcdCluster,
     rogue_ca, _ = kapi_certs.make_ca("rogue-etcd-ca")
     (tmp_path / "rogue-ca.crt").write_bytes(kapi_certs.cert_pem(rogue_ca))
     store = EtcdStorage(etcd.endpoints, **{**etcd.client_tls(), "ca_file": str(tmp_path / "rogue-ca.crt")},
-                        timeout=2, compaction_interval=0)
+                        timeout=0.5, compaction_interval=0)
     try:
         with pytest.raises(UnavailableError):
             await store.current_revision()
@@ -134,16 +134,18 @@ async def _write_retrying(store: EtcdStorage, key: str, budget: float = 15.0) ->
 async def test_failover_between_members_of_a_cluster(tmp_path: Path, prefix: str) -> None:
     require_etcd()
     with EtcdCluster.started(tmp_path / "cluster", size=3) as cluster:
-        store = open_store(cluster, timeout=5)
+        store = open_store(cluster, timeout=2)
         try:
             start = await store.current_revision()
             watch = store.watch(prefix, revision=start)
             written = [await store.create(f"{prefix}a{i:02}", b"v") for i in range(10)]
-            cluster.kill(0)
+            leader = cluster.leader()
+            cluster.kill(leader)  # writes stall until a new leader is elected, then go on
             written += [await _write_retrying(store, f"{prefix}b{i:02}") for i in range(10)]
             assert len((await store.list(prefix)).items) == 20
-            cluster.restart(0)
-            cluster.kill(1)
+            cluster.restart(leader)
+            follower = (cluster.leader() + 1) % 3
+            cluster.kill(follower)  # requests that went to it move to the others
             written += [await _write_retrying(store, f"{prefix}c{i:02}") for i in range(10)]
             assert [kv.key for kv in (await store.list(prefix)).items] == [kv.key for kv in written]
             events = [await next_event(watch, 15) for _ in written]
