@@ -28,13 +28,19 @@ from kapi.config import Config
 from kapi.plugins import PluginConfigError, make_plugin_manager, resolve_names
 from kapi.resources import Registry, ResourceType
 from kapi.storage import Storage
+from kapi.types import Decision, RequestAttributes
 from kapi.watchcache import Dispatcher
 
 log = logging.getLogger("kapi.app")
 
 
 class Chains:
-    """The ordered hook implementations of the request pipeline, resolved once at startup."""
+    """The ordered hook implementations of the request pipeline, resolved once at startup.
+
+    An enabled authorizer plugin that declares ``ALWAYS_ADMIT = True`` (RBAC: its escalation
+    checks) runs its admission hooks after the configured admission plugins even when it is not
+    named in ``--enable-admission-plugins``.
+    """
 
     def __init__(self, pm: pluggy.PluginManager, config: Config) -> None:
         authenticators = resolve_names(pm, config.authenticators, what="authenticator",
@@ -49,8 +55,10 @@ class Chains:
                                   hook="kapi_validate_admission")
         self.authenticate = hooks.resolve_chain(pm, "kapi_authenticate", authenticators)
         self.authorize = hooks.resolve_chain(pm, "kapi_authorize", authorizers)
-        self.mutate = hooks.resolve_chain(pm, "kapi_mutate_admission", admission)
-        self.validate = hooks.resolve_chain(pm, "kapi_validate_admission", admission)
+        admitting = admission + tuple(name for name in authorizers if name not in admission
+                                      and getattr(pm.get_plugin(name), "ALWAYS_ADMIT", False))
+        self.mutate = hooks.resolve_chain(pm, "kapi_mutate_admission", admitting)
+        self.validate = hooks.resolve_chain(pm, "kapi_validate_admission", admitting)
         self.authorizer_names = authorizers
         self.admission_names = admission
 
@@ -104,6 +112,14 @@ class App:
         except Exception:
             return False
         return True
+
+    async def authorize(self, attributes: RequestAttributes) -> Decision:
+        """The authorizer chain's decision on ``attributes``: ALLOW, or DENY when an authorizer
+        denies or none allows (deny by default). For checks beside the request's own
+        authorization: impersonation, RBAC's ``escalate``/``bind`` checks, review APIs."""
+        from kapi.middleware import authorize
+
+        return await authorize(self, attributes)
 
     def plugin_state(self, name: str) -> dict[str, Any]:
         """A per-plugin dict for state created in ``kapi_startup`` (never module globals)."""

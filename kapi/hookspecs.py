@@ -156,6 +156,25 @@ def kapi_read_options(args: argparse.Namespace) -> Mapping[str, Any] | None:
     """
 
 
+@hookspec(firstresult=True)
+def kapi_container_runtime(name: str) -> Any | None:
+    """Create the kubelet's container runtime called ``name`` (``kapi kubelet --runtime NAME``).
+
+    :param name: the runtime the kubelet was asked for (``fake``, ``process``, or a plugin's own).
+    :returns: a runtime object if this plugin implements ``name``, else ``None``. The object is
+        structural (see ``kapi.components.kubelet.runtime.ContainerRuntime``): attributes ``name``
+        and ``version``; ``async run_sandbox(pod) -> pod IP``; ``async start_container(pod,
+        container, *, env, log_path) -> Container`` (``id``, ``image_id``, ``async wait() -> exit
+        code``, ``async stop(grace_seconds) -> exit code``); ``async stop_sandbox(pod)``.
+
+    Synchronous and first-result: the first plugin answering for the name is used; none ->
+    the kubelet refuses to start, listing the runtime plugins installed. Called once per kubelet
+    process (one runtime object serves every node of ``--fake-nodes``). The runtime writes each
+    container's output to ``log_path``; ``start_container`` raises ``RuntimeError`` for a
+    container that cannot start (reported as the container's waiting reason).
+    """
+
+
 @hookspec
 def kapi_register_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add sub-commands to the ``kapi`` CLI (``kapi certs ...`` is one).

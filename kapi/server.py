@@ -27,7 +27,7 @@ from typing import Any
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
-from kapi import tls_ext
+from kapi import h2_fix, tls_ext
 from kapi.app import App, create_app
 from kapi.config import Config
 
@@ -146,6 +146,7 @@ async def serve(app: App | Any, *, host: str = "127.0.0.1", port: int = 6443, tl
     :param shutdown_trigger: an awaitable factory; serving stops (gracefully) when it completes.
     """
     tls_ext.install()
+    h2_fix.install()
     asgi = app.asgi() if isinstance(app, App) else app
     sock: socket.socket | None = None
     if sockets is None:

@@ -109,7 +109,7 @@ async def create_if_absent(app: App, group: str, version: str, plural: str, obj:
     return True
 
 
-Change = Callable[[Obj], "Obj | None | Awaitable[Obj | None]"]
+Change = Callable[[Obj], "Obj | Awaitable[Obj | None] | None"]
 
 
 async def update_guarded(app: App, group: str, version: str, plural: str, namespace: str, name: str,

@@ -205,3 +205,17 @@ def test_unauthenticated_is_401(server: Server) -> None:
     with httpx.Client(base_url=server.url, verify=tls_context(server, client_cert=False), timeout=10) as anon:
         resp = anon.get("/api/v1/namespaces")
         assert resp.status_code == 401 and resp.json()["reason"] == "Unauthorized"
+
+
+def test_http2_early_errors_keep_the_connection(server: Server) -> None:
+    """An error answered before the body is read (404, 413) must not kill the HTTP/2 connection
+    (client-go multiplexes its watches on it)."""
+    with httpx.Client(http2=True, base_url=server.url, verify=tls_context(server), timeout=20) as c:
+        for _ in range(3):
+            resp = c.post("/apis/nothing.example.com/v1/things", content=b'{"a":"' + b"x" * 200_000 + b'"}',
+                          headers={"content-type": "application/json"})
+            assert resp.status_code == 404 and resp.http_version == "HTTP/2"
+        too_big = c.post("/api/v1/namespaces/default/configmaps", content=b"x" * (4 * 1024 * 1024),
+                         headers={"content-type": "application/json"})
+        assert too_big.status_code == 413
+        assert c.get("/api/v1/namespaces").status_code == 200
