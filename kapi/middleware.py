@@ -4,6 +4,8 @@ Order, outermost first (like ``DefaultBuildHandlerChain``):
 
 1. ``StatusErrors``  - any ``APIError`` becomes a Status response; anything else a 500 Status.
 2. ``Authenticate``  - request info, then the authenticator chain: 401 or a ``UserInfo``.
+   ``Impersonate``   - ``Impersonate-*`` headers, each authorized: 403, or the request continues
+                       as the impersonated user (``kapi.impersonation``).
 3. ``Inflight``      - --max-requests-inflight / --max-mutating-requests-inflight: 429 + Retry-After
                        when full (long-running watches are not counted).
 4. ``Authorize``     - the authorizer chain: first Allow/Deny decides, none -> 403.
@@ -20,6 +22,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kapi import errors, hooks, requestinfo
+from kapi.impersonation import Impersonate
 from kapi.tls_ext import client_certificate_from_scope
 from kapi.types import AUTHENTICATED, AuthnRequest, Decision, UserInfo
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kapi.request")
 
 LONG_RUNNING_VERBS = frozenset({"watch"})
+LONG_RUNNING_SUBRESOURCES = frozenset({"log"})  # streams (kubectl logs -f) hold no inflight slot
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
@@ -84,7 +88,8 @@ class Inflight:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = scope.get("kapi.info")
-        if scope["type"] != "http" or info is None or info.verb in LONG_RUNNING_VERBS:
+        if scope["type"] != "http" or info is None or info.verb in LONG_RUNNING_VERBS \
+                or info.subresource in LONG_RUNNING_SUBRESOURCES:
             await self.app(scope, receive, send)
             return
         mutating = info.verb in MUTATING_VERBS
@@ -194,6 +199,7 @@ def build_middleware(kapi_app: App) -> list[Middleware]:
     return [
         Middleware(StatusErrors),
         Middleware(Authenticate, kapi_app=kapi_app),
+        Middleware(Impersonate, kapi_app=kapi_app),
         Middleware(Inflight, max_readonly=cfg.max_requests_inflight, max_mutating=cfg.max_mutating_requests_inflight),
         Middleware(Authorize, kapi_app=kapi_app),
     ]

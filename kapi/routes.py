@@ -81,7 +81,11 @@ def build_routes(app: App) -> list[BaseRoute]:
     async def version(_: Request) -> Response:
         return Response(orjson.dumps(KUBE_VERSION), media_type=JSON)
 
-    async def openapi_v2(_: Request) -> Response:
+    async def openapi_v2(request: Request) -> Response:
+        accept = request.headers.get("accept", "")
+        if accept and "json" not in accept and "*/*" not in accept:
+            # kubectl asks for the protobuf form only; kapi serves JSON (kubectl then uses /openapi/v3)
+            raise errors.not_acceptable("only application/json is supported for /openapi/v2")
         return doc(get_openapi().v2())
 
     async def openapi_v3(_: Request) -> Response:

@@ -10,10 +10,10 @@ class's is a 403 too. The built-in ``system-cluster-critical`` (2000000000) and
 PriorityClasses: only one may be the global default (403 ``PriorityClass NAME is already marked as
 default. Only one default can exist``), and the built-in classes may not be deleted.
 
-kapi's pod defaulting already writes ``priority: 0`` and ``preemptionPolicy:
-PreemptLowerPriority`` for pods without a class (so servers without this plugin store what kube
-would); the plugin therefore treats exactly those values on a class-less pod as unset, where kube
-would refuse an explicit ``priority: 0`` that differs from a global default.
+kapi's pod defaulting already writes ``preemptionPolicy: PreemptLowerPriority`` (and ``priority:
+0`` for pods without a class), so servers without this plugin store what kube would; the plugin
+therefore treats exactly those values as unset, where kube would refuse an explicit ``priority:
+0`` that differs from a global default or a ``PreemptLowerPriority`` that differs from the class.
 """
 
 from __future__ import annotations
@@ -51,13 +51,13 @@ async def admit_pod(request: AdmissionRequest, app: App) -> Obj | None:
     spec = dict(pod.get("spec") or {})
     name = str(spec.get("priorityClassName") or "")
     given_priority, given_policy = spec.get("priority"), spec.get("preemptionPolicy")
+    # kapi's pod defaulting fills these in: they cannot be told apart from the client's
+    if given_policy == DEFAULT_POLICY:
+        given_policy = None
     if not name:
-        pc = global_default(admissionkit.objects.cached_list(app, GROUP, "v1", "priorityclasses"))
-        # kapi's defaulting filled these in for a class-less pod: they are not the client's
+        pc = global_default(await admissionkit.objects.consistent_list(app, GROUP, "v1", "priorityclasses"))
         if given_priority == 0:
             given_priority = None
-        if given_policy == DEFAULT_POLICY:
-            given_policy = None
     else:
         pc = await _lookup(app, name)
         if pc is None:
@@ -99,7 +99,7 @@ async def kapi_mutate_admission(request: AdmissionRequest, app: App) -> Obj | No
 
 
 @hookimpl
-def kapi_validate_admission(request: AdmissionRequest, app: App) -> None:
+async def kapi_validate_admission(request: AdmissionRequest, app: App) -> None:
     """One global default; the built-in classes stay."""
     if request.api_group != GROUP or request.resource != "priorityclasses" or request.subresource:
         return
@@ -110,7 +110,7 @@ def kapi_validate_admission(request: AdmissionRequest, app: App) -> None:
     obj = request.obj or {}
     if request.operation not in (Operation.CREATE, Operation.UPDATE) or not obj.get("globalDefault"):
         return
-    for other in admissionkit.objects.cached_list(app, GROUP, "v1", "priorityclasses"):
+    for other in await admissionkit.objects.consistent_list(app, GROUP, "v1", "priorityclasses"):
         other_name = other.get("metadata", {}).get("name")
         if other.get("globalDefault") and other_name != request.name:
             raise admissionkit.forbidden(request, f"PriorityClass {other_name} is already marked as default. Only "

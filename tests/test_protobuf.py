@@ -52,7 +52,7 @@ def envelope(api_version: str, kind: str, raw: bytes, content_type: str = "") ->
     return protobuf.MAGIC + bfield(1, type_meta) + bfield(2, raw) + bfield(3, b"") + bfield(4, content_type)
 
 
-def _seconds(text: str) -> int:
+def _seconds(text: str) -> tuple[int, int]:
     moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return int(moment.timestamp()), moment.microsecond
 
@@ -314,9 +314,10 @@ def _nested_lists(levels: int) -> bytes:
     (envelope("v1", "Namespace", b"\x0a\x80\x80"), "truncated"),
     (envelope("v1", "Namespace", b"\x0a\x05ab"), "truncated length-delimited"),
     (envelope("v1", "Namespace", vfield(1, 3)), r"wrong wire type 0 for field 1 \(metadata\)"),
-    (envelope("v1", "Namespace", b"\x0b\x0c"), "unsupported wire type 3"),
+    (envelope("v1", "Namespace", b"\x4b\x0c"), "unsupported wire type 3"),
+    (envelope("v1", "Namespace", b"\x0b\x0c"), r"wrong wire type 3 for field 1 \(metadata\)"),
     (envelope("v1", "Namespace", b"\x00\x01"), "field number 0"),
-    (envelope("v1", "Namespace", b"\x08" + b"\xff" * 11), "longer than 10 bytes"),
+    (envelope("v1", "Namespace", b"\x48" + b"\xff" * 11), "longer than 10 bytes"),
     (envelope("v1", "Frobnicator", b""), "no protobuf schema for kind 'Frobnicator'"),
     (envelope("example.com/v1", "Widget", b""), "no protobuf schema"),
     (protobuf.MAGIC + bfield(2, b""), "no apiVersion and kind"),
@@ -330,6 +331,27 @@ def _nested_lists(levels: int) -> bytes:
 def test_malformed_bodies_raise_value_error(body: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         protobuf.decode_object(body)
+
+
+@pytest.mark.parametrize("body", [
+    envelope("v1", "Frobnicator", b""),
+    envelope("v1", "Namespace", b"", content_type="application/yaml"),
+    protobuf.MAGIC + bfield(1, bfield(1, "v1") + bfield(2, "Namespace")) + bfield(3, "gzip"),
+])
+def test_unsupported_bodies_are_told_apart_for_415(body: bytes) -> None:
+    with pytest.raises(protobuf.UnsupportedProtobuf):
+        protobuf.decode_object(body)
+
+
+def test_malformed_is_not_unsupported() -> None:
+    with pytest.raises(ValueError) as caught:
+        protobuf.decode_object(envelope("v1", "Namespace", b"\x0a\x05ab"))
+    assert not isinstance(caught.value, protobuf.UnsupportedProtobuf)
+
+
+def test_memoryview_input() -> None:
+    body = envelope("v1", "Namespace", bfield(1, bfield(1, "m")))
+    assert protobuf.decode_object(memoryview(body))["metadata"] == {"name": "m"}
 
 
 def test_deep_nesting_below_the_limit_is_fine() -> None:

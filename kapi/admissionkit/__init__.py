@@ -5,7 +5,7 @@
 * ``objects`` - cached/live reads, create-if-absent and guarded (revision-checked) updates;
 * ``informer`` - list-then-watch loops for small in-server controllers, and their tasks;
 * ``matching`` - webhook/policy rules, namespace and object selectors;
-* ``quantities`` / ``format_quantity`` / ``is_binary`` - exact resource quantities;
+* ``quantities`` / ``format_quantity`` / ``is_binary`` / ``pod_totals`` - exact resource quantities;
 * ``SYSTEM_PRIORITY_CLASSES`` / ``system_priority_class`` - the built-in PriorityClasses;
 * ``podsecurity`` - the Pod Security Standards checks; ``webhooks`` - AdmissionReview calls.
 
@@ -20,12 +20,13 @@ from typing import Any
 from kapi.admissionkit import informer, matching, objects
 from kapi.errors import AdmissionDenied
 from kapi.kinds.quantity import parse_quantity
-from kapi.kinds.quota import format_quantity, is_binary, quantities
+from kapi.kinds.quota import format_quantity, is_binary, pod_totals, quantities
 from kapi.kinds.scheduling import SYSTEM_PRIORITY_CLASSES, system_priority_class
 from kapi.types import AdmissionRequest
 
 __all__ = ["SYSTEM_PRIORITY_CLASSES", "forbidden", "format_quantity", "informer", "is_binary", "matching",
-           "object_name", "objects", "parse_quantity", "qualified_resource", "quantities", "system_priority_class"]
+           "object_name", "objects", "parse_quantity", "pod_totals", "qualified_resource", "quantities",
+           "system_priority_class"]
 
 
 def qualified_resource(request: AdmissionRequest) -> str:

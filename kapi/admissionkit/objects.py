@@ -35,6 +35,14 @@ def resource_type(app: App, group: str, version: str, plural: str) -> ResourceTy
     return rt
 
 
+def served(app: App, group: str, plural: str) -> ResourceType | None:
+    """The first served version of ``group``/``plural`` (for callers that only know the resource)."""
+    for rt in app.registry:
+        if rt.group == group and rt.plural == plural:
+            return rt
+    return None
+
+
 def object_key(app: App, group: str, version: str, plural: str, namespace: str, name: str) -> str:
     """The storage key of one object."""
     return resource_type(app, group, version, plural).key(app.root, namespace, name)
@@ -76,6 +84,13 @@ def cached_list(app: App, group: str, version: str, plural: str, namespace: str 
     if cache is None:
         return []
     return [entry.obj for key, entry in cache.objects.items() if key.startswith(prefix)]
+
+
+async def consistent_list(app: App, group: str, version: str, plural: str, namespace: str = "") -> list[Obj]:
+    """``cached_list`` after the cache caught up with everything storage has committed, so an object
+    created just before this request is seen (a consistent read, as for ``resourceVersion=""``)."""
+    await app.cache.sync()
+    return cached_list(app, group, version, plural, namespace)
 
 
 def cache_signature(app: App, group: str, version: str, plural: str) -> tuple[tuple[str, int], ...]:

@@ -4,7 +4,8 @@
 ``Strategy``). Modules by area: ``core`` (namespaces, serviceaccounts, endpoints),
 ``configdata`` (configmaps, secrets), ``nodes``, ``pods`` (+ ``podspec`` shared with
 workloads), ``services``, ``apps``, ``batch`` (jobs, cronjobs), ``discovery``
-(endpointslices), ``events``, ``rbac``, ``misc`` (leases, selfsubjectaccessreviews), ``quota`` (limitranges,
+(endpointslices), ``events``, ``rbac``, ``misc`` (leases, selfsubjectaccessreviews), ``authorization`` (the other
+access and rules reviews), ``quota`` (limitranges,
 resourcequotas), ``scheduling`` (priorityclasses), ``admissionregistration`` (webhook
 configurations, validating admission policies and bindings). Shared helpers:
 ``fielderrors`` (kube-formatted field errors), ``formats`` (name/label formats), ``printing``
@@ -31,6 +32,7 @@ def _builtin() -> tuple[ResourceType, ...]:
         admissionregistration,
         apps,
         authn,
+        authorization,
         batch,
         configdata,
         core,
@@ -48,7 +50,7 @@ def _builtin() -> tuple[ResourceType, ...]:
     return (*core.resources(), *configdata.resources(), *nodes.resources(), *pods.resources(),
             *services.resources(), *events.resources(), *apps.resources(), *batch.resources(),
             *discovery.resources(), *misc.resources(), *rbac.resources(), *authn.authn_resources(),
-            *quota.resources(), *scheduling.resources(), *admissionregistration.resources())
+            *authorization.resources(), *quota.resources(), *scheduling.resources(), *admissionregistration.resources())
 
 
 def builtin_resources() -> list[ResourceType]:

@@ -73,6 +73,22 @@ def quantities(values: Any) -> dict[str, Fraction]:
     return out
 
 
+def pod_totals(spec: Mapping[str, Any], which: str) -> tuple[dict[str, Fraction], frozenset[str]]:
+    """``podRequests`` / ``podLimits`` (``which`` = ``requests`` or ``limits``): the containers'
+    values summed, then raised to any larger init container's; with the names written in binary
+    units (so sums print as ``1200Mi``, not bytes)."""
+    total: dict[str, Fraction] = {}
+    binary: set[str] = set()
+    for field in ("containers", "initContainers"):
+        for container in dicts(spec.get(field)):
+            raw = as_dict(as_dict(container.get("resources")).get(which))
+            binary.update(name for name, text in raw.items() if is_binary(text))
+            for name, value in quantities(raw).items():
+                current = total.get(name, Fraction(0))
+                total[name] = current + value if field == "containers" else max(current, value)
+    return total, frozenset(binary)
+
+
 def _validate_resource_list(values: Any, path: str) -> list[Cause]:
     errs: list[Cause] = []
     for name, raw in as_dict(values).items():

@@ -2,7 +2,7 @@
 
 Authentication and authorization already ran (middleware); this resolves the resource, checks
 the verb and subresource it supports and calls the handler. Subresources served here: ``status``
-(get/update/patch), ``scale`` (deployments, replicasets), ``binding`` (pods), ``finalize``
+(get/update/patch), ``scale`` (deployments, replicasets), ``binding`` and ``log`` (pods), ``finalize``
 (namespaces, update only). Non-stored review
 resources (``selfsubjectaccessreviews``) answer on create.
 """
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kapi import errors
-from kapi.rest import authn_reviews, read, reviews, subresources, tokens, write
+from kapi.rest import authn_reviews, logs, read, reviews, subresources, tokens, write
 from kapi.rest.context import Ctx
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ def _subresource_handler(ctx: Ctx) -> Handler | None:
         return finalize_namespace
     if sub == "token" and ctx.rt.plural == "serviceaccounts" and verb == "create":
         return tokens.create_token
+    if sub == "log" and ctx.rt.plural == "pods" and verb == "get":
+        return logs.pod_log
     return None
 
 

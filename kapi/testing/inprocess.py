@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,19 @@ class KapiServer:
         self._stop()
 
 
-def start_server(app: App, pki: LocalPKI, directory: str | Path, *, timeout: float = 10.0) -> KapiServer:
+async def _close_lingering_connections(stop: asyncio.Event, grace: float = 0.2) -> None:
+    """After ``stop``, cancel connections that clients keep open (a kept-alive connection in a
+    client a test still references): hypercorn would otherwise wait for each one's TLS shutdown,
+    and a test server must stop at once. Matches hypercorn 0.18's per-connection task by name."""
+    await stop.wait()
+    while True:
+        await asyncio.sleep(grace)
+        for task in asyncio.all_tasks():
+            if getattr(task.get_coro(), "__qualname__", "").endswith("_server_callback"):
+                task.cancel()
+
+
+def start_server(app: App, pki: LocalPKI, directory: str | Path, *, timeout: float = 5.0) -> KapiServer:
     """Serve ``app`` over TLS on a free loopback port in a new thread; returns once it accepts
     connections. Raises the app's startup error, or ``TimeoutError``."""
     from kapi_certs import write_kubeconfig
@@ -150,8 +163,12 @@ def start_server(app: App, pki: LocalPKI, directory: str | Path, *, timeout: flo
         stop = asyncio.Event()
         outcome["loop"] = asyncio.get_running_loop()
         outcome["stop"] = stop
-        await serve(app, host="127.0.0.1", port=0, tls=pki.tls, shutdown_trigger=stop.wait,
-                    on_listening=listening)
+        reaper = asyncio.create_task(_close_lingering_connections(stop))
+        try:
+            await serve(app, host="127.0.0.1", port=0, tls=pki.tls, shutdown_trigger=stop.wait,
+                        on_listening=listening)
+        finally:
+            reaper.cancel()
 
     def run() -> None:
         try:
@@ -175,6 +192,10 @@ def start_server(app: App, pki: LocalPKI, directory: str | Path, *, timeout: flo
         if thread.is_alive():
             loop.call_soon_threadsafe(outcome["stop"].set)
             thread.join(timeout)
+        if thread.is_alive():
+            warnings.warn(f"the kapi test server on port {where.port} did not stop within {timeout}s: a client "
+                          f"still holds a connection open (close clients before the server fixture ends)",
+                          ResourceWarning, stacklevel=2)
 
     return KapiServer(app=app, url=where.url, port=where.port, pki=pki, directory=root, loop=loop, _stop=stop)
 

@@ -10,7 +10,8 @@ p50/p99 latency. The values, the operations and the table are those of ``bench_s
 Both clients do the same etcd requests, so the difference is kapi's own cost:
 
 * ``etcd3aio`` - the library's public API: ``txn(create_revision == 0 -> put)``, ``get``,
-  ``txn(mod_revision == rv -> put, else get)``, a prefix ``get``, and ``watch`` (prev_kv) with
+  ``txn(mod_revision == rv -> put, else get)``, a prefix ``get`` read into ``(key, value,
+  revision)`` tuples (as ``bench_storage``'s sqlite baseline does), and ``watch`` (prev_kv) with
   raw protobuf events;
 * ``kapi-etcd`` - ``EtcdStorage``: the same requests, plus conversion to ``KeyValue`` and
   ``StorageEvent`` objects, error mapping and the revision bookkeeping of watches.
@@ -81,7 +82,8 @@ class RawEtcd:
     async def list(self, prefix: str) -> int:
         from etcd3aio import prefix_range_end
 
-        return len((await self.kv.get(prefix, prefix_range_end(prefix))).kvs)
+        response = await self.kv.get(prefix, prefix_range_end(prefix))
+        return len([(kv.key, kv.value, kv.mod_revision) for kv in response.kvs])  # rows, as sqlite's fetchall()
 
     async def revision(self) -> int:
         return int((await self.kv.get("\0", count_only=True)).header.revision)

@@ -187,3 +187,22 @@ def test_get_all_and_describe(kubectl: Kubectl, ns: str) -> None:
     assert "deployment.apps/api" in out
     described = kubectl("describe", "deployment", "api", "-n", ns)
     assert "RollingUpdate" in described
+
+
+def test_typed_create_commands_send_protobuf(kubectl: Kubectl, ns: str, server) -> None:  # type: ignore[no-untyped-def]
+    """kubectl's typed clients POST Kubernetes protobuf; kapi decodes it."""
+    kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=password=s3cret")
+    secret = json.loads(kubectl("get", "secret", "pw", "-n", ns, "-o", "json"))
+    assert secret["type"] == "Opaque" and secret["data"] == {"password": "czNjcmV0"}
+    kubectl("create", "deployment", "pb", "-n", ns, "--image=nginx:1.27", "--replicas=3")
+    deploy = json.loads(kubectl("get", "deployment", "pb", "-n", ns, "-o", "json"))
+    assert deploy["spec"]["replicas"] == 3 and deploy["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "nginx:1.27"
+    kubectl("create", "serviceaccount", "robot", "-n", ns)
+    token = kubectl("create", "token", "robot", "-n", ns).strip()
+    assert token.count(".") == 2
+    token_only = subprocess.run([kubectl.binary, "--kubeconfig", "/dev/null", "--server", server.url,
+                                 "--certificate-authority", str(server.data_dir / "pki" / "ca.crt"), "--token", token,
+                                 "auth", "whoami"], capture_output=True, text=True, timeout=30)
+    assert f"system:serviceaccount:{ns}:robot" in token_only.stdout, token_only.stderr
+    assert "kubernetes-admin" in kubectl("auth", "whoami")

@@ -1,6 +1,10 @@
 """Helpers for the admission plugin tests: an in-process App on memory storage with the named
 admission plugins (registered explicitly, so the tests do not depend on installed entry points)
-and an httpx client speaking to it as a chosen user."""
+and an httpx client speaking to it as a chosen user.
+
+Users are given as ``name|group,group`` (``X-Admission-Test-User``): node identities such as
+``system:node:n1`` contain colons, which the suite-wide ``X-Test-User`` format cannot carry.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,11 @@ from typing import Any
 
 import httpx
 
-from kapi import App, Config, create_app
+from kapi import App, AuthnRequest, Config, UserInfo, create_app, hookimpl
 from kapi.kinds import builtin_resources
 from kapi_plugins.storage_memory import MemoryStorage
-from tests.conftest import HeaderAuthenticator
+
+ADMIN = "admin|system:masters"
 
 #: kube plugin name -> kapi plugin module
 MODULES = {
@@ -35,24 +40,36 @@ MODULES = {
 }
 
 
+class UserHeader:
+    """Test-only authenticator: ``X-Admission-Test-User: name|group,group``."""
+
+    @hookimpl
+    def kapi_authenticate(self, request: AuthnRequest) -> UserInfo | None:
+        value = request.headers.get("x-admission-test-user")
+        if not value:
+            return None
+        name, _, groups = value.partition("|")
+        return UserInfo(name=name, groups=tuple(g for g in groups.split(",") if g))
+
+
 def make_admission_app(*admission: str, options: dict[str, dict[str, Any]] | None = None, **config: Any) -> App:
     """An App (not started) on memory storage with the test header authenticator and the given
     admission plugins (kube names), in that order."""
-    plugins: list[tuple[str, Any]] = [("test-header", HeaderAuthenticator()),
-                                      ("authz_always_allow", importlib.import_module("kapi_plugins.authz_always_allow"))]
+    allow = importlib.import_module("kapi_plugins.authz_always_allow")
+    plugins: list[tuple[str, Any]] = [("test-user", UserHeader()), ("authz_always_allow", allow)]
     for name in admission:
         module = MODULES[name]
         plugins.append((module, importlib.import_module(f"kapi_plugins.{module}")))
-    cfg = Config(storage_backend="memory", authenticators=("test-header",), admission=admission,
+    cfg = Config(storage_backend="memory", authenticators=("test-user",), admission=admission,
                  plugin_options=options or {}, **config)
     return create_app(cfg, storage=MemoryStorage(), plugins=plugins, load_entrypoints=False,
                       resources=builtin_resources())
 
 
-def client_for(app: App, user: str = "admin:system:masters") -> httpx.AsyncClient:
-    """A client of ``app`` authenticated as ``user`` (``name:group,group``)."""
+def client_for(app: App, user: str = ADMIN) -> httpx.AsyncClient:
+    """A client of ``app`` authenticated as ``user`` (``name|group,group``)."""
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app.asgi()), base_url="https://kapi.test",
-                             headers={"x-test-user": user}, timeout=10)
+                             headers={"x-admission-test-user": user}, timeout=10)
 
 
 @contextlib.asynccontextmanager
