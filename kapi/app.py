@@ -107,7 +107,10 @@ class App:
         """True when storage answers (the /healthz, /livez, /readyz check)."""
         if self._storage is None or self._dispatcher is None:
             return False
+        check = getattr(self._storage, "healthy", None)
         try:
+            if check is not None:
+                return bool(await check())
             await self._storage.current_revision()
         except Exception:
             return False
@@ -143,6 +146,10 @@ class App:
         """Open storage, start plugins, fill the watch cache and create the default objects."""
         if self._storage is None:
             self._storage = self._open_storage()
+        from kapi.observability import of
+        from kapi.observability.storage import instrument
+
+        self._storage = instrument(self._storage, of(self).metrics.etcd, self.root)
         for impl in hooks.all_impls(self.pm, "kapi_startup"):
             try:
                 await hooks.await_me_maybe(impl.call({"app": self}))

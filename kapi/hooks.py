@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import pluggy
 
 from kapi.errors import APIError
+from kapi.observability.trace import current_trace
 
 log = logging.getLogger("kapi.hooks")
 
@@ -82,14 +84,32 @@ def all_impls(pm: pluggy.PluginManager, hook_name: str) -> tuple[Impl, ...]:
 
 
 async def invoke(hook_name: str, impl: Impl, kwargs: dict[str, Any]) -> Any:
-    """Call one implementation, awaiting its result; unexpected errors become ``PluginFailure``."""
+    """Call one implementation, awaiting its result; unexpected errors become ``PluginFailure``.
+
+    Inside a request the call is timed and recorded in the request's trace (``kapi.observability``).
+    """
+    trace = current_trace()
+    if trace is None:
+        try:
+            return await await_me_maybe(impl.call(kwargs))
+        except APIError:
+            raise
+        except Exception as exc:
+            log.exception("plugin %s raised in %s", impl.plugin, hook_name)
+            raise PluginFailure(hook_name, impl.plugin) from exc
+    trace.before_call()
+    started = time.perf_counter()
     try:
-        return await await_me_maybe(impl.call(kwargs))
-    except APIError:
+        result = await await_me_maybe(impl.call(kwargs))
+    except APIError as err:
+        trace.record_call(hook_name, impl.plugin, kwargs, None, err, time.perf_counter() - started)
         raise
     except Exception as exc:
         log.exception("plugin %s raised in %s", impl.plugin, hook_name)
+        trace.record_call(hook_name, impl.plugin, kwargs, None, exc, time.perf_counter() - started)
         raise PluginFailure(hook_name, impl.plugin) from exc
+    trace.record_call(hook_name, impl.plugin, kwargs, result, None, time.perf_counter() - started)
+    return result
 
 
 async def call_first(hook_name: str, chain: Sequence[Impl], **kwargs: Any) -> tuple[str, Any] | tuple[None, None]:

@@ -2,13 +2,17 @@
 
 Order, outermost first (like ``DefaultBuildHandlerChain``):
 
+0. ``Telemetry``     - audit ID, the request's trace, metrics (``kapi.observability.middleware``).
 1. ``StatusErrors``  - any ``APIError`` becomes a Status response; anything else a 500 Status.
+   plugin middleware at position ``outer`` (``kapi_middleware`` hook)
 2. ``Authenticate``  - request info, then the authenticator chain: 401 or a ``UserInfo``.
    ``Impersonate``   - ``Impersonate-*`` headers, each authorized: 403, or the request continues
                        as the impersonated user (``kapi.impersonation``).
+   plugin middleware at position ``authenticated`` (audit logging sits here)
 3. ``Inflight``      - --max-requests-inflight / --max-mutating-requests-inflight: 429 + Retry-After
                        when full (long-running watches are not counted).
 4. ``Authorize``     - the authorizer chain: first Allow/Deny decides, none -> 403.
+   plugin middleware at position ``authorized``
 
 Handlers then find ``scope["kapi.info"]`` (``RequestInfo``) and ``scope["kapi.user"]``.
 """
@@ -120,6 +124,20 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
+def request_info(scope: Scope) -> requestinfo.RequestInfo:
+    """The parsed request (``scope["kapi.info"]``), parsed on first use. The path is relative to the
+    ASGI ``root_path`` (the mount point when kapi is mounted inside another app)."""
+    info: requestinfo.RequestInfo | None = scope.get("kapi.info")
+    if info is None:
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        info = requestinfo.parse(scope["method"], path, scope.get("query_string", b"").decode("latin-1"))
+        scope["kapi.info"] = info
+    return info
+
+
 class Authenticate:
     """Parse the request, then run the authenticator chain (401 when nobody is recognised)."""
 
@@ -131,12 +149,8 @@ class Authenticate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):] or "/"
-        info = requestinfo.parse(scope["method"], path, scope.get("query_string", b"").decode("latin-1"))
-        scope["kapi.info"] = info
+        info = request_info(scope)
+        path = info.path
         client = scope.get("client")
         request = AuthnRequest(method=scope["method"], path=path, headers=_headers(scope),
                                client_cert=client_certificate_from_scope(scope),
@@ -193,13 +207,39 @@ async def authorize(kapi_app: App, attributes: Any) -> Decision:
     return Decision.DENY
 
 
+#: where plugin middleware (``kapi_middleware`` hook) may sit
+POSITIONS = ("outer", "authenticated", "authorized")
+
+
+def plugin_middleware(kapi_app: App) -> dict[str, list[Middleware]]:
+    """The ``kapi_middleware`` hook's answers by position, in plugin registration order."""
+    from kapi.plugins import PluginConfigError
+
+    out: dict[str, list[Middleware]] = {position: [] for position in POSITIONS}
+    for impl in hooks.all_impls(kapi_app.pm, "kapi_middleware"):
+        for factory, position in impl.call({"app": kapi_app}) or ():
+            if position not in out:
+                raise PluginConfigError(f"plugin {impl.plugin!r} returned middleware for position {position!r} from "
+                                        f"kapi_middleware: use one of {', '.join(POSITIONS)}")
+            out[position].append(Middleware(factory))
+    return out
+
+
 def build_middleware(kapi_app: App) -> list[Middleware]:
-    """The pipeline, outermost first."""
+    """The pipeline, outermost first (``Telemetry``: audit ID, trace, metrics; then Status errors),
+    with plugin middleware at its positions."""
+    from kapi.observability.middleware import Telemetry
+
     cfg = kapi_app.config
+    extra = plugin_middleware(kapi_app)
     return [
+        Middleware(Telemetry, kapi_app=kapi_app),
         Middleware(StatusErrors),
+        *extra["outer"],
         Middleware(Authenticate, kapi_app=kapi_app),
         Middleware(Impersonate, kapi_app=kapi_app),
+        *extra["authenticated"],
         Middleware(Inflight, max_readonly=cfg.max_requests_inflight, max_mutating=cfg.max_mutating_requests_inflight),
         Middleware(Authorize, kapi_app=kapi_app),
+        *extra["authorized"],
     ]

@@ -15,8 +15,8 @@ server validates fields itself when the PATCH operation of a kind lists ``fieldV
 
 What kubectl 1.37 fetches: ``kubectl explain`` and the field-validation probe read ``/openapi/v3``
 (the index, then ``serverRelativeURL`` with its ``?hash=``, cached under the hash). ``/openapi/v2``
-is only requested as protobuf by client-go; this module serves its JSON form, which other clients
-and tools read, and kubectl falls back to its compiled-in types without it.
+is only requested as protobuf by client-go (kubectl validates a ``kind: List`` manifest with it):
+``v2_protobuf()`` is the JSON document encoded by ``kapi.openapi_pb``; other clients read ``v2()``.
 
 Each v3 group-version document holds only the definitions reachable from that group-version's
 kinds (plus the meta types its operations use), so documents stay small.
@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from kapi.openapi_pb import encode_document
 from kapi.resources import ResourceType
 from kapi.schema import GVK, KUBERNETES_VERSION, Schema, SchemaCatalog, ref_name, schema_types
 
@@ -442,6 +443,7 @@ class OpenAPI:
         self.catalog = catalog.with_kinds(extra_schemas) if extra_schemas else catalog
         self.resources = tuple(resources)
         self._v2: bytes | None = None
+        self._v2_protobuf: bytes | None = None
         self._v3: dict[str, tuple[bytes, str]] | None = None
         self._v3_index: bytes | None = None
         self._converted: dict[tuple[str, bool], dict[str, Any]] = {}
@@ -462,6 +464,13 @@ class OpenAPI:
             }
             self._v2 = orjson.dumps(doc)
         return self._v2
+
+    def v2_protobuf(self) -> bytes:
+        """The same document as gnostic's ``openapi.v2.Document`` protobuf (``GET /openapi/v2`` with
+        ``Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf``, as client-go asks)."""
+        if self._v2_protobuf is None:
+            self._v2_protobuf = encode_document(orjson.loads(self.v2()))
+        return self._v2_protobuf
 
     def v3_index(self) -> bytes:
         """``GET /openapi/v3``: ``{"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=H"}}}``."""

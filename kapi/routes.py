@@ -18,6 +18,8 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from kapi import errors
+from kapi.openapi_pb import V2_PROTOBUF, wants_v2_protobuf
+from kapi.observability.routes import observability_routes
 from kapi.rest.dispatch import make_endpoint
 
 if TYPE_CHECKING:
@@ -83,9 +85,10 @@ def build_routes(app: App) -> list[BaseRoute]:
 
     async def openapi_v2(request: Request) -> Response:
         accept = request.headers.get("accept", "")
+        if wants_v2_protobuf(accept):  # client-go (kubectl validating a kind: List) asks only for this
+            return doc(get_openapi().v2_protobuf(), V2_PROTOBUF)
         if accept and "json" not in accept and "*/*" not in accept:
-            # kubectl asks for the protobuf form only; kapi serves JSON (kubectl then uses /openapi/v3)
-            raise errors.not_acceptable("only application/json is supported for /openapi/v2")
+            raise errors.not_acceptable(f"only application/json and {V2_PROTOBUF} are supported for /openapi/v2")
         return doc(get_openapi().v2())
 
     async def openapi_v3(_: Request) -> Response:
@@ -117,6 +120,7 @@ def build_routes(app: App) -> list[BaseRoute]:
         Route("/openapi/v2", openapi_v2, methods=["GET"]),
         Route("/openapi/v3", openapi_v3, methods=["GET"]),
         Route("/openapi/v3/{path:path}", openapi_v3_group, methods=["GET"]),
+        *observability_routes(app),
     ]
 
 

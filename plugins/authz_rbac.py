@@ -467,14 +467,23 @@ class State:
 
     prefixes: dict[str, str]
     caches: tuple[Any, ...] = ()
+    dispatcher: Any = None
+    seen: int = -1
     markers: tuple[int, ...] = ()
     policy: Policy | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def current(self, app: App) -> Policy:
-        """The policy as of the watch cache now (rebuilt only when an RBAC object changed)."""
-        if not self.caches:
-            self.caches = tuple(app.cache.route(self.prefixes[p]) if p in self.prefixes else None for p in PLURALS)
+        """The policy as of the watch cache now: rebuilt only when an RBAC object changed (checked
+        only when the store's revision moved since the last call)."""
+        dispatcher = self.dispatcher
+        if dispatcher is None:
+            dispatcher = self.dispatcher = app.cache
+            self.caches = tuple(dispatcher.route(self.prefixes[p]) if p in self.prefixes else None for p in PLURALS)
+        revision = dispatcher.revision
+        if revision == self.seen and self.policy is not None:
+            return self.policy
+        self.seen = revision
         markers = tuple(_marker(c) for c in self.caches)
         if self.policy is None or markers != self.markers:
             self.policy = Policy(*(_objects(c) for c in self.caches))

@@ -16,6 +16,7 @@ kapi's in-process test server included::
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import kopf
@@ -29,13 +30,19 @@ def mirror_name(name: str) -> str:
     return f"{name}-mirror"
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Log in with the kubeconfig named by $KUBECONFIG at start time (kopf's own reader)."""
+    return kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     """Keep kopf's own bookkeeping in annotations under our prefix, and load the client config."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="mirror.kapi.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="mirror.kapi.io")
     settings.posting.level = 100  # no Events for this demo
-    kubernetes.config.load_kube_config()
+    kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # read now, not at import
 
 
 def _core() -> kubernetes.client.CoreV1Api:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kapi.admissionkit import informer, matching, objects
+from kapi.admissionkit import informer, matching, objects, podsecurity, webhooks
 from kapi.errors import AdmissionDenied
 from kapi.kinds.quantity import parse_quantity
 from kapi.kinds.quota import format_quantity, is_binary, pod_totals, quantities
@@ -25,8 +25,8 @@ from kapi.kinds.scheduling import SYSTEM_PRIORITY_CLASSES, system_priority_class
 from kapi.types import AdmissionRequest
 
 __all__ = ["SYSTEM_PRIORITY_CLASSES", "forbidden", "format_quantity", "informer", "is_binary", "matching",
-           "object_name", "objects", "parse_quantity", "pod_totals", "qualified_resource", "quantities",
-           "system_priority_class"]
+           "object_name", "objects", "parse_quantity", "pod_totals", "podsecurity", "qualified_resource", "quantities",
+           "system_priority_class", "webhooks"]
 
 
 def qualified_resource(request: AdmissionRequest) -> str:

@@ -23,6 +23,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 from starlette.responses import Response, StreamingResponse
 
@@ -149,7 +150,8 @@ async def pod_log(ctx: Ctx) -> Response:
             except httpx.HTTPError:
                 return
             finally:
-                await response.aclose()
+                with anyio.CancelScope(shield=True):  # the client left: still hang up on the kubelet
+                    await response.aclose()
 
         return StreamingResponse(relay(), media_type=TEXT)
     try:

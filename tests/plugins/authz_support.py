@@ -44,7 +44,8 @@ def authz_plugins() -> list[tuple[str, Any]]:
 def make_app(**config: Any) -> kapi.App:
     """An App on the memory store with the identity authenticator first."""
     authenticators = ("test-identity", *config.pop("authenticators", ()))
-    cfg = kapi.Config(storage_backend="memory", authenticators=authenticators, **config)
+    config.setdefault("storage_backend", "memory")
+    cfg = kapi.Config(authenticators=authenticators, **config)
     return kapi.create_app(cfg, plugins=[("test-identity", IdentityAuthenticator()), *authz_plugins()])
 
 
@@ -93,8 +94,8 @@ def binding(name: str, role_name: str, subjects: Sequence[tuple[str, str]], name
     listed = []
     for kind, subject in subjects:
         if kind == "ServiceAccount":
-            ns, _, sa = subject.partition("/")
-            listed.append({"kind": kind, "name": sa, "namespace": ns})
+            ns, _, sa = subject.rpartition("/")
+            listed.append({"kind": kind, "name": sa, **({"namespace": ns} if ns else {})})
         else:
             listed.append({"kind": kind, "name": subject, "apiGroup": RBAC})
     return {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding" if namespace else "ClusterRoleBinding",

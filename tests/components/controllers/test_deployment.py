@@ -217,7 +217,8 @@ async def test_progress_deadline_exceeded() -> None:
     await dc.sync("default/web")
     d = stored_deployment(api)
     condition = find_condition(d["status"]["conditions"], "Progressing")
-    assert condition is not None and condition["status"] == "False" and condition["reason"] == "ProgressDeadlineExceeded"
+    assert condition is not None and condition["status"] == "False"
+    assert condition["reason"] == "ProgressDeadlineExceeded"
 
 
 async def test_paused_deployment_does_not_roll_out() -> None:
