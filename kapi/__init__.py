@@ -7,7 +7,9 @@ Public API (plugins import only these names):
   ``RequestAttributes``, ``AdmissionRequest``, ``Decision``, ``Operation``;
 * errors: ``APIError``, ``AuthenticationError``, ``AdmissionDenied``, ``Cause``;
 * storage: ``Storage`` and its data and error types;
-* embedding: ``Config``, ``App``, ``create_app``, ``serve``.
+* embedding: ``Config``, ``App``, ``create_app``, ``serve``, ``TLSFiles``;
+* observability: ``trace_note`` (explain a plugin's answer in the request trace) and, for
+  plugin middleware, ``request_trace(scope)`` and ``request_attributes(scope)``.
 """
 
 from __future__ import annotations
@@ -46,17 +48,21 @@ from kapi.types import (
 
 if TYPE_CHECKING:
     from kapi.app import App, create_app
-    from kapi.server import serve
+    from kapi.observability import request_attributes, request_trace, trace_note
+    from kapi.server import TLSFiles, serve
 
 __all__ = [
     "ANONYMOUS", "AUTHENTICATED", "MASTERS", "UNAUTHENTICATED",
     "APIError", "AdmissionDenied", "AdmissionRequest", "App", "AuthenticationError", "AuthnRequest",
     "Cause", "ClientCertificate", "CompactedError", "Config", "ConflictError", "Decision", "EventType",
     "KeyExistsError", "KeyNotFoundError", "KeyValue", "ListResult", "Operation", "RequestAttributes",
-    "Storage", "StorageError", "StorageEvent", "UnavailableError", "UserInfo", "create_app", "hookimpl", "serve",
+    "Storage", "StorageError", "StorageEvent", "TLSFiles", "UnavailableError", "UserInfo", "create_app", "hookimpl",
+    "request_attributes", "request_trace", "serve", "trace_note",
 ]
 
-_LAZY = {"App": "kapi.app", "create_app": "kapi.app", "serve": "kapi.server"}
+_LAZY = {"App": "kapi.app", "create_app": "kapi.app", "serve": "kapi.server", "TLSFiles": "kapi.server",
+         "request_attributes": "kapi.observability", "request_trace": "kapi.observability",
+         "trace_note": "kapi.observability"}
 
 
 def __getattr__(name: str) -> Any:

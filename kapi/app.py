@@ -74,6 +74,9 @@ class App:
         self.pm = pm
         self.registry = Registry(resources if resources is not None else builtin_resources())
         self.chains = Chains(pm, config)
+        if storage is None:  # an unknown backend fails here, with the fix, not inside the ASGI lifespan
+            resolve_names(pm, (config.storage_backend,), what="storage backend", flag="--storage-backend",
+                          hook="kapi_storage")
         self.root = config.etcd_prefix.rstrip("/")
         self._given_storage = storage
         self._storage: Storage | None = storage

@@ -16,9 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from kapi.config import Config, default_data_dir
+from kapi.hooks import all_impls
 from kapi.plugins import PluginConfigError, make_plugin_manager, plugin_names
 
 log = logging.getLogger("kapi")
+
+#: kube-apiserver's admission plugin order (``AllOrderedPlugins``), for the plugins kapi ships
+ADMISSION_ORDER = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "TaintNodesByCondition",
+                   "AlwaysPullImages", "PodSecurity", "Priority", "DefaultTolerationSeconds",
+                   "MutatingAdmissionWebhook", "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook",
+                   "ResourceQuota")
+#: kube-apiserver's default-on admission plugins that kapi implements (NodeRestriction and
+#: AlwaysPullImages are opt-in, as in kube). ``Config.admission`` stays empty for embedders:
+#: pass ``admission=DEFAULT_ADMISSION_PLUGINS`` to get what ``kapi-apiserver`` runs.
+DEFAULT_ADMISSION_PLUGINS = tuple(p for p in ADMISSION_ORDER if p not in ("NodeRestriction", "AlwaysPullImages"))
 
 #: kube-apiserver's authenticator order; each is on when its flags are given (anonymous is last,
 #: added by the app when --anonymous-auth allows it)
@@ -62,9 +73,11 @@ def add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     authz.add_argument("--authorization-mode", type=_csv, default=("AlwaysAllow",), help="ordered authorizers "
                        "(AlwaysAllow, AlwaysDeny, or any installed authorizer plugin); default AlwaysAllow")
     admission = parser.add_argument_group("admission")
-    admission.add_argument("--enable-admission-plugins", type=_csv, default=(), help="admission plugins to run, "
-                           "in order")
-    admission.add_argument("--disable-admission-plugins", type=_csv, default=(), help="admission plugins not to run")
+    admission.add_argument("--enable-admission-plugins", type=_csv, default=(), help="admission plugins to run in "
+                           "addition to the default-on ones (" + ",".join(DEFAULT_ADMISSION_PLUGINS) + "); kube's "
+                           "plugins run in kube's order, others after them in the order given")
+    admission.add_argument("--disable-admission-plugins", type=_csv, default=(), help="admission plugins not to run "
+                           "(default-on ones included)")
     storage = parser.add_argument_group("storage")
     storage.add_argument("--storage-backend", default="", help="memory, sqlite (default) or etcd3 (default when "
                          "--etcd-servers is given)")
@@ -87,6 +100,16 @@ def add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     misc.add_argument("--plugin-option", action="append", default=[], metavar="PLUGIN.KEY=VALUE",
                       help="a setting for a plugin's config section (repeatable)")
     misc.add_argument("-v", "--v", dest="verbosity", type=int, default=0, help="log verbosity (0-10)")
+    misc.add_argument("--logging-format", "--log-format", dest="logging_format", choices=("text", "json"),
+                      default="text", help="log line format; json lines carry the request ID (the Audit-Id header)")
+
+
+def admission_plugins(enable: Sequence[str], disable: Sequence[str]) -> tuple[str, ...]:
+    """kube-apiserver's rule: the default-on plugins plus ``enable``, minus ``disable``; kube's plugins
+    in kube's order (``ADMISSION_ORDER``), then any other (third-party) plugin in the order given."""
+    wanted = [p for p in (*DEFAULT_ADMISSION_PLUGINS, *enable) if p not in set(disable)]
+    known = [p for p in ADMISSION_ORDER if p in wanted]
+    return tuple(known + [p for p in dict.fromkeys(wanted) if p not in ADMISSION_ORDER])
 
 
 def _plugin_options(values: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -116,7 +139,7 @@ def config_from_args(args: argparse.Namespace, extra_options: dict[str, dict[str
     if args.anonymous_auth and "AlwaysAllow" in modes:
         log.warning("AnonymousAuth is not allowed with the AlwaysAllow authorizer: anonymous authentication is off")
     backend = args.storage_backend or ("etcd3" if args.etcd_servers else "sqlite")
-    admission = tuple(p for p in args.enable_admission_plugins if p not in set(args.disable_admission_plugins))
+    admission = admission_plugins(args.enable_admission_plugins, args.disable_admission_plugins)
     return Config(bind_address=args.bind_address, secure_port=args.secure_port,
                   advertise_address=args.advertise_address, tls_cert_file=args.tls_cert_file,
                   tls_private_key_file=args.tls_private_key_file, client_ca_file=args.client_ca_file,
@@ -143,8 +166,9 @@ def run_apiserver(args: argparse.Namespace, pm_options: dict[str, dict[str, Any]
     from kapi.server import TLSFiles, run
 
     started = time.monotonic()
-    logging.basicConfig(level=logging.DEBUG if args.verbosity >= 4 else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from kapi.observability.logs import configure_logging
+
+    configure_logging(args.logging_format, logging.DEBUG if args.verbosity >= 4 else logging.INFO)
     if bool(args.tls_cert_file) != bool(args.tls_private_key_file):
         print("error: --tls-cert-file and --tls-private-key-file go together", file=sys.stderr)
         return 2
@@ -177,7 +201,10 @@ def run_apiserver(args: argparse.Namespace, pm_options: dict[str, dict[str, Any]
 
     try:
         run(config, tls, on_ready=ready)
-    except (PluginConfigError, ValueError, RuntimeError) as exc:
+    except PluginConfigError as exc:  # a misconfigured or missing plugin: a usage error, like a bad flag
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -200,12 +227,54 @@ def _plugin_sections(pm: Any, args: argparse.Namespace) -> dict[str, dict[str, A
     return sections
 
 
+def with_generated_paths(args: argparse.Namespace) -> argparse.Namespace:
+    """A copy of the parsed flags with what the server fills in itself: the generated PKI's paths
+    (``--tls-cert-file``, ``--tls-private-key-file``, ``--client-ca-file`` under DATA_DIR/pki) and
+    the storage backend."""
+    out = argparse.Namespace(**vars(args))
+    pki = Path(args.data_dir) / "pki"
+    if not args.tls_cert_file:
+        out.tls_cert_file, out.tls_private_key_file = str(pki / "apiserver.crt"), str(pki / "apiserver.key")
+        out.client_ca_file = args.client_ca_file or str(pki / "ca.crt")
+    out.storage_backend = args.storage_backend or ("etcd3" if args.etcd_servers else "sqlite")
+    return out
+
+
+def effective_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """Every option of ``parser`` with its value in ``args``, as ``--flag=value`` in parser order
+    (defaults included; lists comma-joined; repeatable flags repeated; on/off flags bare)."""
+    out: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "print_effective_options") \
+                or action.default == argparse.SUPPRESS:
+            continue
+        flag = max((o for o in action.option_strings if not o.startswith("--no-")), key=len,
+                   default=action.option_strings[0])
+        value = getattr(args, action.dest, None)
+        if isinstance(action, argparse.BooleanOptionalAction):
+            out.append(flag if value else f"--no-{flag[2:]}")
+        elif action.nargs == 0:
+            if bool(value) != bool(action.default):
+                out.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            out.extend(f"{flag}={item}" for item in value or [])
+        elif isinstance(value, bool):
+            out.append(f"{flag}={'true' if value else 'false'}")
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{flag}={','.join(str(v) for v in value)}")
+        elif value is not None:
+            out.append(f"{flag}={value}")
+    return out
+
+
 def apiserver_main(argv: Sequence[str] | None = None) -> int:
     """``kapi-apiserver``."""
     parser = argparse.ArgumentParser(prog="kapi-apiserver", description="A Kubernetes-compatible API server. "
                                      "With no flags: SQLite storage and a generated PKI under --data-dir, admin "
                                      "kubeconfig at DATA_DIR/admin.kubeconfig.")
     add_apiserver_flags(parser)
+    parser.add_argument("--print-effective-options", action="store_true", help="print every option this server "
+                        "would run with (defaults and generated-PKI paths included), one per line, and exit")
     try:
         pm = _plugin_flags(parser)
         args = parser.parse_args(argv)
@@ -213,6 +282,9 @@ def apiserver_main(argv: Sequence[str] | None = None) -> int:
     except (PluginConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.print_effective_options:
+        print("\n".join(effective_flags(parser, with_generated_paths(args))))
+        return 0
     return run_apiserver(args, sections)
 
 
@@ -240,7 +312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugins.set_defaults(func=_cmd_plugins)
     pm = make_plugin_manager()
     pm.hook.kapi_add_options(parser=serve)
-    pm.hook.kapi_register_commands(subparsers=subparsers)
+    for impl in all_impls(pm, "kapi_register_commands"):
+        try:
+            impl.call({"subparsers": subparsers})
+        except Exception as exc:  # one broken plugin must not take the whole CLI down
+            print(f"warning: plugin {impl.plugin!r} could not add its commands ({type(exc).__name__}: {exc}); "
+                  f"reinstall or remove the package that provides it", file=sys.stderr)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -14,7 +14,7 @@ below except ``kapi_storage``, ``kapi_add_options`` and ``kapi_register_commands
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -23,6 +23,7 @@ from kapi.types import AdmissionRequest, AuthnRequest, Decision, RequestAttribut
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
+    from starlette.types import ASGIApp
 
     from kapi.app import App
     from kapi.config import Config
@@ -74,9 +75,12 @@ def kapi_mutate_admission(request: AdmissionRequest, app: App) -> Mapping[str, A
     :param request: the operation, the incoming object (``request.obj``) and the stored one.
     :returns: the new object (a dict) to continue with, or ``None`` to leave it unchanged.
 
-    Called on create, update and delete (and subresource writes), in ``config.admission`` order,
-    before every validating plugin; each sees the previous one's result. Raise
+    Called on create and update (and subresource writes), in ``config.admission`` order, before
+    every validating plugin; each sees the previous one's result. Deletes run only the validating
+    chain (``request.obj`` None, ``request.old_obj`` the stored object). Raise
     ``kapi.AdmissionDenied`` to reject the request (403, or the code given), naming the plugin.
+    To warn without rejecting, append a sentence to ``request.warnings``: the client gets it in a
+    ``Warning: 299 - "..."`` response header (the list is shared by every plugin of the request).
     """
 
 
@@ -88,7 +92,8 @@ def kapi_validate_admission(request: AdmissionRequest, app: App) -> Awaitable[No
         field causes); the message names the plugin. Must not change ``request.obj``.
 
     Called after all mutating plugins, in ``config.admission`` order; the first rejection stops
-    the chain and nothing is stored.
+    the chain and nothing is stored. Also called for deletes. Append to ``request.warnings`` to
+    warn the client without rejecting (``Warning`` response header).
     """
 
 
@@ -134,6 +139,28 @@ def kapi_register_routes(app: App) -> list[BaseRoute] | None:
 
     :returns: a list of routes, or ``None``. All plugins' lists are merged. Requests to these
     routes pass authentication and authorization as non-resource requests first.
+    """
+
+
+@hookspec
+def kapi_middleware(app: App) -> list[tuple[Callable[[ASGIApp], ASGIApp], str]] | None:
+    """Pure-ASGI middleware to wrap around the request pipeline (audit logs, rate limits, tracing).
+
+    :param app: the ``kapi.App`` whose ASGI app is being built (its config and ``plugin_state``;
+        storage is not open yet).
+    :returns: ``(factory, position)`` pairs, or ``None`` (e.g. when the plugin is not configured).
+        ``factory(asgi_app)`` returns the ASGI app that wraps ``asgi_app``; ``position`` is one of
+        ``"outer"`` (before authentication: sees every request, 401s included, no user yet),
+        ``"authenticated"`` (after authentication and impersonation, before authorization: where
+        audit logging sits) or ``"authorized"`` (after authorization, before the REST handler).
+
+    Called once per app, synchronously, when ``App.asgi()`` builds the stack, for every registered
+    plugin; within a position, middleware of plugins registered first sits outside. An unknown
+    position stops startup with an error naming the plugin. Inside, ``kapi.request_trace(scope)``
+    is the request's trace (audit ID, plugin steps, authorization decision) and, from
+    ``"authenticated"`` on, ``kapi.request_attributes(scope)`` says who asks for what. A
+    ``kapi.APIError`` raised by the middleware becomes a Status response; errors from inner layers
+    propagate through it as exceptions (re-raise them).
     """
 
 

@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Receive, Scope, Send
 
 from kapi import errors
-from kapi.openapi_pb import V2_PROTOBUF, wants_v2_protobuf
 from kapi.observability.routes import observability_routes
+from kapi.openapi_pb import V2_PROTOBUF, wants_v2_protobuf
 from kapi.rest.dispatch import make_endpoint
 
 if TYPE_CHECKING:

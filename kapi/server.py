@@ -48,7 +48,7 @@ def hypercorn_config(bind: list[str], tls: TLSFiles | None) -> HypercornConfig:
     cfg = HypercornConfig()
     cfg.bind = bind
     cfg.keep_alive_max_requests = 1_000_000_000
-    cfg.keep_alive_timeout = 75
+    cfg.keep_alive_timeout = 30  # also bounds a client that never finishes its request headers
     cfg.h2_max_concurrent_streams = 1000
     cfg.graceful_timeout = 2
     cfg.accesslog = None

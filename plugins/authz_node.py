@@ -113,7 +113,8 @@ def _containers(spec: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 def pod_references(pod: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
     """The ``(resource, name)`` objects a pod uses in its namespace: secrets, configmaps,
     persistentvolumeclaims and its serviceaccount (kube's graph_populator edges)."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
+    found = pod.get("spec")
+    spec: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     pod_name = str(_get(pod, "metadata", "name") or "")
     refs: set[tuple[str, str]] = set()
 

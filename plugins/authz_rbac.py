@@ -257,7 +257,7 @@ def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
     for expr in selector.get("matchExpressions") or ():
         if not isinstance(expr, Mapping):
             return False
-        key, op, values = expr.get("key"), expr.get("operator"), _strings(expr.get("values"))
+        key, op, values = str(expr.get("key")), expr.get("operator"), _strings(expr.get("values"))
         present = key in labels
         if (op == "In" and (not present or labels[key] not in values)) or \
                 (op == "NotIn" and present and labels[key] in values) or \
@@ -610,7 +610,8 @@ async def _check_binding(request: AdmissionRequest, app: App, policy: Policy) ->
     obj, old = request.obj or {}, request.old_obj
     if old is not None and only_gc_fields_changed(obj, old):
         return
-    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), Mapping) else {}
+    found = obj.get("roleRef")
+    ref: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     kind, role = str(ref.get("kind") or ""), str(ref.get("name") or "")
     plural = {"ClusterRole": "clusterroles", "Role": "roles"}.get(kind)
     if plural is None:

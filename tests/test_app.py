@@ -42,8 +42,6 @@ async def test_errors_are_status_objects(client: httpx.AsyncClient) -> None:
     assert status["kind"] == "Status" and status["reason"] == "AlreadyExists"
     assert status["details"] == {"name": "a", "kind": "configmaps"}
     assert resp.status_code == 201
-    missing_ns = await client.post("/api/v1/namespaces/nope/configmaps", json=CM)
-    assert missing_ns.status_code == 404 and missing_ns.json()["message"] == 'namespaces "nope" not found'
     wrong_kind = await client.post("/api/v1/namespaces/default/configmaps", json={**CM, "kind": "Secret"})
     assert wrong_kind.status_code == 400
     bad_name = await client.post("/api/v1/namespaces/default/configmaps",
@@ -219,9 +217,18 @@ async def test_finalizers_delay_deletion(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/namespaces/default/configmaps/fin")).status_code == 404
 
 
-async def test_protected_namespace_cannot_be_deleted(client: httpx.AsyncClient) -> None:
-    resp = await client.delete("/api/v1/namespaces/default")
-    assert resp.status_code == 403
+async def test_namespace_rules_come_from_namespace_lifecycle() -> None:
+    """Missing namespaces and immortal ones are the NamespaceLifecycle admission plugin's rules, as in
+    kube-apiserver: with it, 404 and 403; without it (the embedder's default), nothing is checked."""
+    app = make_app(admission=("NamespaceLifecycle",))
+    await app.startup()
+    try:
+        async with client_for(app) as client:
+            missing_ns = await client.post("/api/v1/namespaces/nope/configmaps", json=CM)
+            assert missing_ns.status_code == 404 and missing_ns.json()["message"] == 'namespaces "nope" not found'
+            assert (await client.delete("/api/v1/namespaces/default")).status_code == 403
+    finally:
+        await app.shutdown()
 
 
 async def test_self_subject_access_review(client: httpx.AsyncClient) -> None:

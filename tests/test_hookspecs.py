@@ -53,3 +53,13 @@ def test_installed_plugins_load_and_validate() -> None:
     pm = make_plugin_manager()
     names = {name for name, _ in pm.list_name_plugin()}
     assert {"storage_memory", "storage_sqlite", "authz_always_allow", "authn_x509"} <= names
+
+
+def test_plugin_docs_are_generated_from_the_hookspecs() -> None:
+    """docs/plugins.md is ``python -m kapi.docgen`` output: every hook documented, nothing stale."""
+    from kapi import docgen
+
+    current = (ROOT / "docs" / "plugins.md").read_text()
+    assert current == docgen.render(), "docs/plugins.md is stale: run `python -m kapi.docgen > docs/plugins.md`"
+    for name in HOOKS:
+        assert f"\n### {name}\n" in current, f"{name} is missing from docs/plugins.md"

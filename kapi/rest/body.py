@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -24,8 +25,16 @@ JSON_TYPES = frozenset({"application/json", "", "application/json-patch+json", "
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "application/apply-patch+yaml"})
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The whole body, or 413 as soon as it exceeds ``max_bytes``."""
+async def read_body(request: Request, max_bytes: int, timeout: float = 60.0) -> bytes:
+    """The whole body, or 413 as soon as it exceeds ``max_bytes``, or 504 when it has not fully
+    arrived within ``timeout`` seconds (a client dripping its body cannot hold a request forever)."""
+    try:
+        return await asyncio.wait_for(_read_body(request, max_bytes), timeout)
+    except TimeoutError:
+        raise errors.timeout(f"the request body did not arrive within {timeout:g}s") from None
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytes:
     length = request.headers.get("content-length")
     if length is not None:
         try:

@@ -64,7 +64,9 @@ def kubelet_http(app: App) -> httpx.AsyncClient:
     client = state.get("http")
     if client is None:
         tls = kubelet_tls(app.config.options_for(SECTION), app.config.data_dir)
-        client = state["http"] = httpx.AsyncClient(verify=tls, timeout=httpx.Timeout(10.0, read=None))
+        # no idle keep-alive connections: a kubelet shutting down would wait for them to close
+        client = state["http"] = httpx.AsyncClient(verify=tls, timeout=httpx.Timeout(10.0, read=None),
+                                                   limits=httpx.Limits(max_keepalive_connections=0))
     return client  # type: ignore[no-any-return]
 
 

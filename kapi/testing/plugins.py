@@ -25,6 +25,8 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+import pluggy
+
 from kapi.app import App
 from kapi.config import Config
 from kapi.hookspecs import hookimpl
@@ -60,15 +62,22 @@ def make_test_app(plugins: Iterable[tuple[str, Any]] = (), *, storage: Storage |
     :param load_entrypoints: also load the installed plugins (the built-ins among them).
     :param config: ``kapi.Config`` fields; ``authenticators`` are tried after the test header's.
     """
+    pm = plugin_manager([(TEST_AUTHENTICATOR, HeaderAuthenticator()), *plugins], load_entrypoints=load_entrypoints)
+    authenticators = (TEST_AUTHENTICATOR, *config.pop("authenticators", ()))
+    cfg = Config(storage_backend=config.pop("storage_backend", "memory"), authenticators=authenticators, **config)
+    return App(cfg, pm, storage=storage)
+
+
+def plugin_manager(plugins: Iterable[tuple[str, Any]] = (), *, load_entrypoints: bool = True) -> pluggy.PluginManager:
+    """A plugin manager with the installed plugins and ``plugins``, each registered under its name
+    and replacing an installed plugin of that name (so a plugin's tests work installed or not)."""
     pm = make_plugin_manager(load_entrypoints=load_entrypoints)
-    for name, plugin in [(TEST_AUTHENTICATOR, HeaderAuthenticator()), *plugins]:
+    for name, plugin in plugins:
         if pm.get_plugin(name) is not None:
             pm.unregister(name=name)
         pm.register(plugin, name=name)
     pm.check_pending()
-    authenticators = (TEST_AUTHENTICATOR, *config.pop("authenticators", ()))
-    cfg = Config(storage_backend=config.pop("storage_backend", "memory"), authenticators=authenticators, **config)
-    return App(cfg, pm, storage=storage)
+    return pm
 
 
 @contextlib.asynccontextmanager
@@ -92,4 +101,5 @@ def client_for(app: App, user: str = "admin:system:masters", **kwargs: Any) -> h
                              headers=headers, timeout=kwargs.pop("timeout", 10), **kwargs)
 
 
-__all__ = ["TEST_AUTHENTICATOR", "TEST_USER_HEADER", "HeaderAuthenticator", "client_for", "make_test_app", "running"]
+__all__ = ["TEST_AUTHENTICATOR", "TEST_USER_HEADER", "HeaderAuthenticator", "client_for", "make_test_app",
+           "plugin_manager", "running"]

@@ -26,8 +26,8 @@ Fixtures (all function-scoped except ``kapi_pki``):
   else an ``httpx.AsyncClient`` with ``base_url`` and the admin certificate.
 * ``kapi_config`` - the ``kapi.Config`` used; override the fixture, or mark a test
   ``@pytest.mark.kapi(authorizers=("RBAC",), admission=(...))`` to change fields.
-* ``kapi_plugins`` - extra ``(name, plugin)`` pairs registered in the app (override it; name them
-  in the config).
+* ``kapi_plugins`` - extra ``(name, plugin)`` pairs registered in the app, replacing an installed
+  plugin of the same name (override the fixture; name them in the config).
 * ``kapi_pki`` - the session's CA, serving and admin certificates (``LocalPKI``).
 
 pytest-xdist: each worker process has its own temporary directories and kernel-chosen ports, so
@@ -86,9 +86,10 @@ def kapi_plugins() -> list[tuple[str, Any]]:
 def kapi_server(kapi_config: Config, kapi_plugins: list[tuple[str, Any]], kapi_pki: LocalPKI,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[KapiServer]:
     """A running in-process API server over TLS (see the module docstring)."""
-    from kapi.app import create_app
+    from kapi.app import App
+    from kapi.testing.plugins import plugin_manager
 
-    app = create_app(kapi_config, plugins=kapi_plugins)
+    app = App(kapi_config, plugin_manager(kapi_plugins))
     server = start_server(app, kapi_pki, tmp_path_factory.mktemp("kapi-server"))
     try:
         yield server

@@ -60,36 +60,35 @@ async def test_pod_log_proxied_to_the_kubelet(tmp_path: Path) -> None:
         serving = asyncio.create_task(serve_https(KubeletServer(fleet.lookup, fleet.pods).asgi(), host="127.0.0.1",
                                                   port=port, cert_file=cert, key_file=key,
                                                   client_ca_file=str(srv.pki / "ca.crt"), shutdown=stop.wait))
-        if True:
-            try:
-                script = "echo one; echo two; echo three; sleep 0.5; echo four; sleep 60"
-                await client.create(PODS, bound_pod("talker", "p-0", {"name": "c", "image": "busybox",
-                                                                       "command": ["sh", "-c", script]}))
-                await eventually(lambda: _phase(client, "talker", "Running"))
-                log_path = f"{PODS}/talker/log"
+        try:
+            script = "echo one; echo two; echo three; sleep 0.5; echo four; sleep 60"
+            await client.create(PODS, bound_pod("talker", "p-0", {"name": "c", "image": "busybox",
+                                                                   "command": ["sh", "-c", script]}))
+            await eventually(lambda: _phase(client, "talker", "Running"))
+            log_path = f"{PODS}/talker/log"
 
-                async def has_three() -> bool:
-                    return "three" in await text(client, log_path)
+            async def has_three() -> bool:
+                return "three" in await text(client, log_path)
 
-                await eventually(has_three)
-                assert (await text(client, log_path, tailLines=1)).startswith(("three\n", "four\n"))
-                followed = ""
-                async with contextlib.aclosing(client.stream(log_path, follow="true")) as stream:
-                    async for chunk in stream:
-                        followed += chunk.decode()
-                        if "four" in followed:
-                            break
-                assert followed.startswith("one\ntwo\nthree\n")
-                await client.create(PODS, bound_pod("pending", "", {"name": "c", "image": "busybox"}))
-                assert await text(client, f"{PODS}/pending/log") == ""
-                with pytest.raises(ApiError) as bad:
-                    await text(client, log_path, container="nope")
-                assert bad.value.code == 400 and bad.value.message == "container nope is not valid for pod talker"
-                with pytest.raises(ApiError) as previous:
-                    await text(client, log_path, previous="true")
-                assert previous.value.code == 400 and "previous terminated container" in previous.value.message
-            finally:
-                stop.set()
-                await asyncio.gather(serving, return_exceptions=True)
+            await eventually(has_three)
+            assert (await text(client, log_path, tailLines=1)).startswith(("three\n", "four\n"))
+            followed = ""
+            async with contextlib.aclosing(client.stream(log_path, follow="true")) as stream:
+                async for chunk in stream:
+                    followed += chunk.decode()
+                    if "four" in followed:
+                        break
+            assert followed.startswith("one\ntwo\nthree\n")
+            await client.create(PODS, bound_pod("pending", "", {"name": "c", "image": "busybox"}))
+            assert await text(client, f"{PODS}/pending/log") == ""
+            with pytest.raises(ApiError) as bad:
+                await text(client, log_path, container="nope")
+            assert bad.value.code == 400 and bad.value.message == "container nope is not valid for pod talker"
+            with pytest.raises(ApiError) as previous:
+                await text(client, log_path, previous="true")
+            assert previous.value.code == 400 and "previous terminated container" in previous.value.message
+        finally:
+            stop.set()
+            await asyncio.gather(serving, return_exceptions=True)
 
 

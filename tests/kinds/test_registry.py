@@ -10,6 +10,7 @@ from kapi.kinds import builtin_resources, name_format
 from kapi.resources import Column, Registry, ResourceType
 
 ROOT = "/registry"
+ADMISSION = "admissionregistration.k8s.io"
 
 
 def by_path() -> dict[tuple[str, str], ResourceType]:
@@ -24,7 +25,10 @@ def test_resource_set_and_facts() -> None:
         ("apps", "replicasets"), ("coordination.k8s.io", "leases"), ("rbac.authorization.k8s.io", "roles"),
         ("rbac.authorization.k8s.io", "clusterroles"), ("rbac.authorization.k8s.io", "rolebindings"),
         ("rbac.authorization.k8s.io", "clusterrolebindings"), ("authorization.k8s.io", "selfsubjectaccessreviews"),
-        ("batch", "jobs"), ("batch", "cronjobs"), ("discovery.k8s.io", "endpointslices")}
+        ("batch", "jobs"), ("batch", "cronjobs"), ("discovery.k8s.io", "endpointslices"),
+        ("", "limitranges"), ("", "resourcequotas"), ("scheduling.k8s.io", "priorityclasses"),
+        *((ADMISSION, plural) for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations",
+                                             "validatingadmissionpolicies", "validatingadmissionpolicybindings"))}
     assert {k for k, rt in resources.items() if "all" in rt.categories} == {
         ("", "pods"), ("", "services"), ("apps", "deployments"), ("apps", "replicasets"), ("batch", "jobs"),
         ("batch", "cronjobs")}
@@ -37,7 +41,8 @@ def test_resource_set_and_facts() -> None:
     short = {rt.plural: rt.short_names for rt in resources.values() if rt.short_names}
     assert short == {"namespaces": ("ns",), "pods": ("po",), "nodes": ("no",), "services": ("svc",),
                      "endpoints": ("ep",), "configmaps": ("cm",), "serviceaccounts": ("sa",), "events": ("ev",),
-                     "deployments": ("deploy",), "replicasets": ("rs",), "cronjobs": ("cj",)}
+                     "deployments": ("deploy",), "replicasets": ("rs",), "cronjobs": ("cj",),
+                     "limitranges": ("limits",), "resourcequotas": ("quota",), "priorityclasses": ("pc",)}
     Registry(builtin_resources())  # no duplicates
 
 

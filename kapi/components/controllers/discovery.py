@@ -11,6 +11,7 @@ partial discovery does.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,27 @@ async def _group_version(client: Client, group: str, version: str, preferred: bo
     except ApiError:
         return f"{group}/{version}" if group else version
     return list(_entries(group, version, document, preferred))
+
+
+class DiscoveryCache:
+    """The last discovery result, reused for ``max_age`` seconds (one pass shared by controllers)."""
+
+    def __init__(self) -> None:
+        self._result: Discovered | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, client: Client, max_age: float) -> Discovered:
+        """A result at most ``max_age`` seconds old (a failed pass is retried next time)."""
+        async with self._lock:
+            now = time.monotonic()
+            if self._result is None or now - self._at > max_age or self._result.failed:
+                self._result = await discover(client)
+                self._at = now
+            return self._result
+
+    def invalidate(self) -> None:
+        self._result = None
 
 
 async def discover(client: Client) -> Discovered:

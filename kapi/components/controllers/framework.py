@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from kapi.client import ApiError, Client
+from kapi.components.controllers.discovery import DiscoveryCache
 from kapi.components.controllers.gvr import Resource
 from kapi.components.controllers.informers import Cache, SharedInformers
 from kapi.components.controllers.objects import key_of
@@ -47,6 +48,8 @@ class ControllerOptions:
     :param job_backoff_base: / :param job_backoff_max: the Job pod-failure backoff (10 s doubling to 6 min).
     :param namespace_sync_period: recheck of a terminating namespace with content left.
     :param discovery_period: how often the garbage collector re-reads discovery for new resources.
+    :param pod_gc_period: / :param pod_gc_quarantine: how often pods of vanished nodes are looked
+        for, and how long such a pod must stay orphaned before it is deleted.
     """
 
     node_monitor_grace_period: float = 40.0
@@ -59,6 +62,8 @@ class ControllerOptions:
     job_backoff_max: float = 360.0
     namespace_sync_period: float = 2.0
     discovery_period: float = 30.0
+    pod_gc_period: float = 20.0
+    pod_gc_quarantine: float = 40.0
 
 
 class Recorder(Protocol):
@@ -83,25 +88,28 @@ class ControllerContext:
 
     :param client: the manager's client (informers, and writes unless ``clients`` names one).
     :param clients: per-controller write clients (service-account credentials), by controller name.
-    :param recorders: makes the Event recorder of a component (a controller's ``component``).
+    :param recorders: makes the Event recorder of a component (a controller's ``component``),
+        posting with the given client.
+    :param discovery: discovery results shared by the controllers that need every resource.
     """
 
     client: Client
     informers: SharedInformers
     options: ControllerOptions = field(default_factory=ControllerOptions)
-    recorders: Callable[[str], Recorder] | None = None
+    recorders: Callable[[str, Client], Recorder] | None = None
     clock: Clock = field(default_factory=Clock)
     clients: Mapping[str, Client] = field(default_factory=dict)
+    discovery: DiscoveryCache = field(default_factory=DiscoveryCache)
 
     def client_for(self, name: str) -> Client:
         """The client controller ``name`` writes with."""
         return self.clients.get(name, self.client)
 
-    def recorder_for(self, component: str) -> Recorder:
+    def recorder_for(self, component: str, client: Client) -> Recorder:
         """The Event recorder of ``component`` (a no-op recorder when none is configured)."""
         if self.recorders is None:
             return _NullRecorder()
-        return self.recorders(component)
+        return self.recorders(component, client)
 
 
 class _NullRecorder:
@@ -122,7 +130,7 @@ class Controller:
         self.ctx = ctx
         self.options = ctx.options
         self.client = ctx.client_for(self.name)
-        self.recorder = ctx.recorder_for(self.component or self.name)
+        self.recorder = ctx.recorder_for(self.component or self.name, self.client)
         self.queue = WorkQueue()
         self._caches: list[Cache] = []
         self.setup()
@@ -136,8 +144,14 @@ class Controller:
         """Reconcile ``key``; return seconds until it must be synced again, or None."""
         raise NotImplementedError
 
+    async def prepare(self) -> None:
+        """Called first in ``run()``, before waiting for the caches (caches chosen at run time)."""
+
     async def on_start(self) -> None:
         """Called once the caches synced, before the workers start."""
+
+    async def background(self) -> None:
+        """A task running beside the workers until the controller stops (default: none)."""
 
     def resync_period(self) -> float | None:
         """Seconds between full resyncs (every key of ``resync_keys()`` queued); None: never."""
@@ -205,10 +219,12 @@ class Controller:
 
     async def run(self, workers: int | None = None) -> None:
         """Wait for the caches, then process keys with ``workers`` workers until cancelled."""
+        await self.prepare()
         await self.ctx.informers.wait_synced(self._caches)
         await self.on_start()
         count = max(1, workers if workers is not None else self.options.workers)
         tasks = [asyncio.create_task(self._worker(), name=f"{self.name}-{i}") for i in range(count)]
+        tasks.append(asyncio.create_task(self.background(), name=f"{self.name}-background"))
         period = self.resync_period()
         if period:
             tasks.append(asyncio.create_task(self._resync(period), name=f"{self.name}-resync"))

@@ -299,3 +299,8 @@ def int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
         return int(text)
     except ValueError:
         return 0
+
+
+def is_namespace_active(namespace: Mapping[str, Any] | None) -> bool:
+    """A namespace that exists and is not terminating (new content may be created in it)."""
+    return namespace is not None and not is_deleting(namespace) and status_of(namespace).get("phase") != "Terminating"

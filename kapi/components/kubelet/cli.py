@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import socket
@@ -175,7 +176,8 @@ def main(args: argparse.Namespace) -> int:
                 await until_stopped(stop, fleet.run())
             finally:
                 stop.set()
-                await asyncio.gather(server, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server, 5)  # do not wait long for idle TLS peers
         return 0
 
     return run_main(run)

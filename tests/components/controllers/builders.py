@@ -20,7 +20,8 @@ def namespace(name: str) -> Obj:
 def replica_set(name: str, replicas: int, labels: dict[str, str] | None = None, *, ns: str = "default",
                 **spec: Any) -> Obj:
     labels = labels or {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "namespace": ns},
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": name, "namespace": ns, "labels": dict(labels)},
             "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)}, "template": template(labels),
                      **spec},
             "status": {"replicas": 0}}

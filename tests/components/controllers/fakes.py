@@ -198,17 +198,18 @@ class FakeApi:
         return self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def objects(self, plural: str, group: str = "") -> list[Obj]:
-        """Every stored object of a resource (for assertions)."""
-        return list(self.tables.get((group, plural), {}).values())
+        """Copies of every stored object of a resource (for assertions)."""
+        return [_copy(o) for o in self.tables.get((group, plural), {}).values()]
 
     def seed(self, *objs: Obj) -> list[Obj]:
-        """Store objects as given (defaults filled in), notifying informers; returns them."""
+        """Store objects as given (with the kind's defaults), notifying informers; returns them."""
         out = []
         for obj in objs:
             group, _, version = str(obj.get("apiVersion") or "v1").rpartition("/")
             rt = self.registry.by_kind(group, version, str(obj["kind"]))
             assert rt is not None, obj.get("kind")
             stored = _copy(obj)
+            rt.strategy.default(stored)
             meta = stored.setdefault("metadata", {})
             meta.setdefault("uid", str(uuid.uuid4()))
             meta.setdefault("creationTimestamp", self._stamp())
@@ -330,7 +331,9 @@ class FakeApi:
         new["metadata"]["resourceVersion"] = str(next(self._rv))
         meta = new["metadata"]
         ns_pending = rt.plural == "namespaces" and (new.get("spec") or {}).get("finalizers")
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not ns_pending:
+        graceful = rt.plural == "pods" and (new.get("spec") or {}).get("nodeName") and \
+            meta.get("deletionGracePeriodSeconds")
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and not ns_pending and not graceful:
             del self.table(rt)[key]
             self._notify(rt, "delete", old, None)
             return _copy(new)
@@ -368,6 +371,15 @@ class FakeApi:
         return self._write(rt, key, old, new, sub)
 
     async def delete(self, path: str, *, options: Mapping[str, Any] | None = None, **params: Any) -> Obj:
+        info = parse("DELETE", path)
+        if not info.name:  # deletecollection
+            rt = self._rt(info.api_group, info.api_version, info.resource)
+            items = list(_View(self.table(rt), info.namespace, "", "").values())
+            self.actions.append(("deletecollection", path))
+            for obj in items:
+                meta = obj["metadata"]
+                await self.delete(path + "/" + meta["name"], options=options)
+            return {"kind": rt.list_kind, "items": items}
         self.actions.append(("delete", path))
         rt, key, old, _ = self._current(path, "DELETE")
         self._check_failure("delete", rt.plural)
@@ -389,6 +401,8 @@ class FakeApi:
         if finalizers or pending or graceful:
             new = _copy(old)
             new["metadata"].setdefault("deletionTimestamp", self._stamp())
+            if graceful:
+                new["metadata"]["deletionGracePeriodSeconds"] = 30
             if finalizers:
                 new["metadata"]["finalizers"] = finalizers
             if rt.plural == "namespaces":
@@ -413,7 +427,7 @@ class Recorded:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str, str]] = []
 
-    def for_component(self, component: str) -> Any:
+    def for_component(self, component: str, client: Any = None) -> Any:
         outer = self
 
         class _One:
