@@ -49,6 +49,15 @@ def _bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
 
 
+def _duration(value: str) -> float:
+    from kapi.timeouts import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     """kube-apiserver's flags that kapi implements (same names and defaults where they exist)."""
     serving = parser.add_argument_group("secure serving")
@@ -93,6 +102,8 @@ def add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--max-requests-inflight", type=int, default=400)
     limits.add_argument("--max-mutating-requests-inflight", type=int, default=200)
     limits.add_argument("--min-request-timeout", type=int, default=1800, help="minimum watch duration, seconds")
+    limits.add_argument("--request-timeout", type=_duration, default=60.0, help="longest time a request that is not "
+                        "long-running may take (504 after; default 1m0s)")
     services = parser.add_argument_group("services")
     services.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     services.add_argument("--service-node-port-range", default="30000-32767")
@@ -149,7 +160,7 @@ def config_from_args(args: argparse.Namespace, extra_options: dict[str, dict[str
                   etcd_cafile=args.etcd_cafile, etcd_certfile=args.etcd_certfile, etcd_keyfile=args.etcd_keyfile,
                   watch_cache_size=args.watch_cache_size, max_requests_inflight=args.max_requests_inflight,
                   max_mutating_requests_inflight=args.max_mutating_requests_inflight,
-                  min_request_timeout=args.min_request_timeout,
+                  min_request_timeout=args.min_request_timeout, request_timeout=args.request_timeout,
                   service_cluster_ip_range=args.service_cluster_ip_range,
                   service_node_port_range=args.service_node_port_range, plugin_options=options)
 

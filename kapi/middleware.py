@@ -12,6 +12,7 @@ Order, outermost first (like ``DefaultBuildHandlerChain``):
 3. ``Inflight``      - --max-requests-inflight / --max-mutating-requests-inflight: 429 + Retry-After
                        when full (long-running watches are not counted).
 4. ``Authorize``     - the authorizer chain: first Allow/Deny decides, none -> 403.
+5. ``RequestTimeout`` - --request-timeout (504) for requests that are not long-running.
    plugin middleware at position ``authorized``
 
 Handlers then find ``scope["kapi.info"]`` (``RequestInfo``) and ``scope["kapi.user"]``.
@@ -229,6 +230,7 @@ def build_middleware(kapi_app: App) -> list[Middleware]:
     """The pipeline, outermost first (``Telemetry``: audit ID, trace, metrics; then Status errors),
     with plugin middleware at its positions."""
     from kapi.observability.middleware import Telemetry
+    from kapi.timeouts import RequestTimeout
 
     cfg = kapi_app.config
     extra = plugin_middleware(kapi_app)
@@ -241,5 +243,6 @@ def build_middleware(kapi_app: App) -> list[Middleware]:
         *extra["authenticated"],
         Middleware(Inflight, max_readonly=cfg.max_requests_inflight, max_mutating=cfg.max_mutating_requests_inflight),
         Middleware(Authorize, kapi_app=kapi_app),
+        Middleware(RequestTimeout, seconds=cfg.request_timeout),
         *extra["authorized"],
     ]

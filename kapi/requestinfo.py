@@ -13,7 +13,8 @@ Valid resource paths (``/api/v1`` is the core group; ``/apis/GROUP/VERSION`` eve
 
 Anything else (``/api``, ``/apis/apps``, ``/version``, ``/healthz``, ``/openapi/v3``...) is a
 non-resource request whose verb is the lowercase HTTP method (``get``, ``post``...).
-Verbs: GET -> get, list (no name) or watch (``?watch=1|true`` or a legacy watch path);
+Verbs: GET -> get, list (no name) or watch (``?watch=1|true`` or a legacy watch path); a list or
+watch with ``fieldSelector=metadata.name=NAME`` carries that name (as kube-apiserver authorizes it);
 POST -> create; PUT -> update; PATCH -> patch; DELETE -> delete or deletecollection (no name).
 """
 
@@ -47,6 +48,21 @@ class RequestInfo:
         return RequestAttributes(verb=self.verb, path=self.path, is_resource_request=self.is_resource_request,
                                  api_group=self.api_group, api_version=self.api_version, resource=self.resource,
                                  subresource=self.subresource, namespace=self.namespace, name=self.name, user=user)
+
+
+def _selected_name(query: str) -> str:
+    """The name a list/watch selects with ``fieldSelector=metadata.name=NAME`` (kube authorizes
+    such a request as one on that name), or ""."""
+    from urllib.parse import parse_qs
+
+    for selector in parse_qs(query).get("fieldSelector", ()):
+        for term in selector.split(","):
+            key, sep, value = term.partition("=")
+            if sep and key.strip() == "metadata.name" and not value.startswith("="):
+                return value.strip()
+            if key.strip() == "metadata.name" and value.startswith("="):
+                return value[1:].strip()
+    return ""
 
 
 def _is_watch_query(query: str) -> bool:
@@ -100,6 +116,8 @@ def parse(method: str, path: str, query: str = "") -> RequestInfo:
     if not name:
         if verb == "get":
             verb = "watch" if legacy_watch or _is_watch_query(query) else "list"
+            if "fieldSelector" in query:
+                name = _selected_name(query)
         elif verb == "delete":
             verb = "deletecollection"
     elif (legacy_watch and verb == "get") or (verb == "get" and _is_watch_query(query)):

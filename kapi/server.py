@@ -1,7 +1,16 @@
 """Serving an App over HTTPS with hypercorn (HTTP/1.1 and HTTP/2, client certificates).
 
 ``serve(app, ...)`` runs inside an existing asyncio loop and returns when ``shutdown_trigger``
-completes (hypercorn's embedding API). ``run(config)`` is what ``kapi-apiserver`` calls: one
+completes (hypercorn's embedding API). ``app`` is a ``kapi.App`` or any ASGI app that mounts one;
+``credentials_dir=`` generates a PKI and an admin kubeconfig for the server's URL, ``port=0``
+picks a free port, and ``on_listening`` reports where it listens::
+
+    stop = asyncio.Event()
+    app = kapi.create_app(kapi.Config(storage_backend="memory", authenticators=("x509",)))
+    await kapi.serve(app, port=0, credentials_dir="./kapi-data", shutdown_trigger=stop.wait,
+                     on_listening=lambda where: print(where.url, where.kubeconfig))
+
+``run(config)`` is what ``kapi-apiserver`` calls: one
 process, or ``--workers N`` processes that each bind their own SO_REUSEPORT socket (a shared
 accept queue balances long-lived watch connections badly; see the README).
 

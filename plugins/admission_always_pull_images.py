@@ -39,7 +39,7 @@ def always_pull(pod: dict[str, Any]) -> dict[str, Any] | None:
 
 def _old_images(old: Any) -> dict[tuple[str, str], Any]:
     spec = (old or {}).get("spec") or {}
-    return {(field, c.get("name")): c.get("image") for field in CONTAINER_LISTS
+    return {(field, str(c.get("name"))): c.get("image") for field in CONTAINER_LISTS
             for c in spec.get(field) or [] if isinstance(c, dict)}
 
 
@@ -60,7 +60,7 @@ def kapi_validate_admission(request: AdmissionRequest) -> None:
         for i, container in enumerate(spec.get(field) or []):
             if not isinstance(container, dict):
                 continue
-            key = (field, container.get("name"))
+            key = (field, str(container.get("name")))
             if key in old and old[key] == container.get("image"):
                 continue
             policy = container.get("imagePullPolicy", "")

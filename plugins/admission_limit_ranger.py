@@ -13,12 +13,14 @@ Applies the LimitRange objects of the pod's namespace:
   Violations are one 403 listing them all: ``pods "web" is forbidden: maximum cpu usage per
   Container is 1, but limit is 2``.
 
-Pod updates are not checked (containers' resources cannot change that way).
+Pod updates are not checked (containers' resources cannot change that way). LimitRanges are read
+from the watch cache: a new one applies from the next request the cache has seen it for
+(milliseconds), as kube's informer-fed plugin does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -169,8 +171,8 @@ def claim_violations(claim: Obj, ranges: list[Obj]) -> list[str]:
     return errors
 
 
-async def _ranges(app: App, namespace: str) -> list[Obj]:
-    return await admissionkit.objects.consistent_list(app, "", "v1", "limitranges", namespace)
+def _ranges(app: App, namespace: str) -> list[Obj]:
+    return admissionkit.objects.cached_list(app, "", "v1", "limitranges", namespace)
 
 
 def _is(request: AdmissionRequest, resource: str) -> bool:
@@ -179,24 +181,25 @@ def _is(request: AdmissionRequest, resource: str) -> bool:
 
 
 @hookimpl
-async def kapi_mutate_admission(request: AdmissionRequest, app: App) -> Obj | None:
+def kapi_mutate_admission(request: AdmissionRequest, app: App) -> Obj | None:
     """Fill in container defaults on new pods."""
     if request.operation is not Operation.CREATE or not _is(request, "pods"):
         return None
-    ranges = await _ranges(app, request.namespace)
+    ranges = _ranges(app, request.namespace)
     return apply_defaults(dict(request.obj or {}), ranges) if ranges else None
 
 
 @hookimpl
-async def kapi_validate_admission(request: AdmissionRequest, app: App) -> None:
+def kapi_validate_admission(request: AdmissionRequest, app: App) -> None:
     """Enforce min, max and ratios on new pods and on claims."""
+    check: Callable[[Obj, list[Obj]], list[str]]
     if _is(request, "pods") and request.operation is Operation.CREATE:
         check = pod_violations
     elif _is(request, "persistentvolumeclaims") and request.operation in (Operation.CREATE, Operation.UPDATE):
         check = claim_violations
     else:
         return
-    ranges = await _ranges(app, request.namespace)
+    ranges = _ranges(app, request.namespace)
     errors = check(dict(request.obj or {}), ranges) if ranges else []
     if errors:
         raise admissionkit.forbidden(request, errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]")

@@ -55,7 +55,7 @@ async def admit_pod(request: AdmissionRequest, app: App) -> Obj | None:
     if given_policy == DEFAULT_POLICY:
         given_policy = None
     if not name:
-        pc = global_default(await admissionkit.objects.consistent_list(app, GROUP, "v1", "priorityclasses"))
+        pc = global_default(admissionkit.objects.cached_list(app, GROUP, "v1", "priorityclasses"))
         if given_priority == 0:
             given_priority = None
     else:

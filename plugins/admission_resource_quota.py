@@ -161,14 +161,14 @@ def _scope_matches(scope: str, operator: str, values: list[str], pod: Mapping[st
 def quota_applies(quota: Mapping[str, Any], group: str, plural: str, obj: Mapping[str, Any]) -> bool:
     """Whether the quota's scopes select the object (scoped quotas select pods only)."""
     spec = quota.get("spec") or {}
-    terms = [(s, "Exists", []) for s in spec.get("scopes") or []]
-    terms += [(t.get("scopeName"), t.get("operator"), list(t.get("values") or []))
+    terms: list[tuple[str, str, list[str]]] = [(str(s), "Exists", []) for s in spec.get("scopes") or []]
+    terms += [(str(t.get("scopeName")), str(t.get("operator")), [str(v) for v in t.get("values") or []])
               for t in (spec.get("scopeSelector") or {}).get("matchExpressions") or [] if isinstance(t, dict)]
     if not terms:
         return True
     if group or plural != "pods":
         return False
-    return all(_scope_matches(str(s), str(op), values, obj) for s, op, values in terms)
+    return all(_scope_matches(s, op, values, obj) for s, op, values in terms)
 
 
 def charged(quota: Mapping[str, Any], usage: Usage) -> Usage:
@@ -342,7 +342,9 @@ async def kapi_validate_admission(request: AdmissionRequest, app: App) -> None:
     if request.operation is not Operation.CREATE or not request.namespace or request.subresource \
             or request.obj is None:
         return
-    quotas = await admissionkit.objects.consistent_list(app, "", "v1", "resourcequotas", request.namespace)
+    quotas = admissionkit.objects.cached_list(app, "", "v1", "resourcequotas", request.namespace)
+    if not quotas and request.namespace in state_of(app).namespaces:  # known to the reconciler, not yet cached
+        quotas = await admissionkit.objects.consistent_list(app, "", "v1", "resourcequotas", request.namespace)
     if not quotas:
         return
     usage = object_usage(request.api_group, request.resource, request.obj)

@@ -7,7 +7,10 @@ configured, so callers must still present a client certificate or token.
 
 from __future__ import annotations
 
-from kapi import Decision, RequestAttributes, hookimpl
+from collections.abc import Mapping
+from typing import Any
+
+from kapi import Decision, RequestAttributes, UserInfo, hookimpl
 
 ALIASES = ("AlwaysAllow",)
 
@@ -16,3 +19,9 @@ ALIASES = ("AlwaysAllow",)
 def kapi_authorize(attributes: RequestAttributes) -> Decision:
     """Allow."""
     return Decision.ALLOW
+
+
+def rules_for(user: UserInfo, namespace: str, app: object) -> Mapping[str, Any]:
+    """Everything, for ``kubectl auth can-i --list`` (SelfSubjectRulesReview)."""
+    return {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}

@@ -419,7 +419,7 @@ class Policy:
 
     def rules_for(self, user: UserInfo, namespace: str) -> RuleSet:
         """Every rule granted to ``user`` cluster-wide and, if given, in ``namespace`` (cached)."""
-        key = (user.name, user.groups, namespace)
+        key = (user.name, tuple(user.groups), namespace)
         found = self.sets.get(key)
         if found is not None:
             return found

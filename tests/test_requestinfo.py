@@ -24,6 +24,10 @@ CASES = [
     ("PUT", "/api/v1/namespaces/ns1/finalize", "", "update", "", "v1", "ns1", "namespaces", "finalize", "ns1"),
     ("GET", "/api/v1/namespaces", "", "list", "", "v1", "", "namespaces", "", ""),
     ("GET", "/api/v1/nodes/n1/status", "", "get", "", "v1", "", "nodes", "status", "n1"),
+    ("GET", "/api/v1/namespaces/a/secrets", "fieldSelector=metadata.name%3Ds1&watch=1", "watch", "", "v1", "a",
+     "secrets", "", "s1"),
+    ("GET", "/api/v1/namespaces/a/secrets", "fieldSelector=metadata.name%3D%3Ds1", "list", "", "v1", "a",
+     "secrets", "", "s1"),
     ("GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles", "", "list", "rbac.authorization.k8s.io", "v1", "",
      "clusterroles", "", ""),
 ]

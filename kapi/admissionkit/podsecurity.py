@@ -97,7 +97,8 @@ def _host_path_volumes(_meta: Obj, spec: Obj) -> str:
 
 
 def _host_ports(_meta: Obj, spec: Obj) -> str:
-    names, ports = [], []
+    names: list[str] = []
+    ports: list[str] = []
     for c in _containers(spec):
         found = [p["hostPort"] for p in c.get("ports") or [] if isinstance(p, Mapping) and p.get("hostPort")]
         if found:
@@ -218,7 +219,8 @@ def _capabilities_restricted(_meta: Obj, spec: Obj) -> str:
 
 
 def _restricted_volumes(_meta: Obj, spec: Obj) -> str:
-    names, kinds = [], []
+    names: list[str] = []
+    kinds: list[str] = []
     for volume in spec.get("volumes") or []:
         if not isinstance(volume, Mapping):
             continue

@@ -97,9 +97,10 @@ def review(request: AdmissionRequest, obj: Mapping[str, Any] | None, uid: str) -
 
 def denied(hook: Webhook, response: Mapping[str, Any]) -> errors.APIError:
     """``webhookerrors.ToStatusErr``: the webhook's status as the request's error."""
-    status = response.get("status") if isinstance(response.get("status"), Mapping) else {}
-    code = status.get("code") if isinstance(status.get("code"), int) else 0
-    code = code if code >= 400 else 400
+    raw_status = response.get("status")
+    status: Mapping[str, Any] = raw_status if isinstance(raw_status, Mapping) else {}
+    raw_code = status.get("code")
+    code = raw_code if isinstance(raw_code, int) and raw_code >= 400 else 400
     prefix = f'admission webhook "{hook.name}" denied the request'
     reason_text = str(status.get("message") or status.get("reason") or "")
     message = f"{prefix}: {reason_text}" if reason_text else f"{prefix} without explanation"

@@ -2,8 +2,9 @@
 
 1. the PKI and the admin kubeconfig (``DATA_DIR/pki``, ``DATA_DIR/admin.kubeconfig``), and one
    kubeconfig per component with its own client certificate (``DATA_DIR/kubeconfigs/``);
-2. ``kapi-apiserver`` (SQLite in DATA_DIR, ``--authorization-mode=Node,RBAC``, admission
-   NamespaceLifecycle, LimitRanger, Priority, DefaultTolerationSeconds, NodeRestriction), then
+2. ``kapi-apiserver`` (SQLite in DATA_DIR, ``--authorization-mode=Node,RBAC``, kube's default
+   admission plugins plus NodeRestriction - without a controller manager, minus ServiceAccount and
+   TaintNodesByCondition, which need its controllers), then
    ``kapi scheduler --leader-elect``, ``kapi controller-manager`` (when installed) and the
    kubelets: ``--nodes N`` process-runtime nodes ``kapi-node-0..`` (default 1) and, with
    ``--fake-nodes K``, one process running K fake nodes ``kapi-fake-0..`` - each component its own
@@ -34,7 +35,8 @@ import httpx
 from kapi.components.supervisor import Child, Supervisor
 from kapi.config import default_data_dir
 
-ADMISSION = "NamespaceLifecycle,LimitRanger,Priority,DefaultTolerationSeconds,NodeRestriction"
+#: without a controller manager nothing creates ServiceAccounts or lifts the not-ready taint
+NEEDS_CONTROLLERS = "ServiceAccount,TaintNodesByCondition"
 FAKE_IDENTITY = ("system:kapi:fake-kubelets", ("system:masters",))
 COMPONENTS = [sys.executable, "-m", "kapi.components"]
 
@@ -49,7 +51,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=int, default=1, help="process-runtime nodes (default 1)")
     parser.add_argument("--fake-nodes", type=int, default=0, help="fake nodes (one process, fake runtime)")
     parser.add_argument("--authorization-mode", default="Node,RBAC")
-    parser.add_argument("--enable-admission-plugins", default=ADMISSION)
+    parser.add_argument("--enable-admission-plugins", default="NodeRestriction", help="besides kube-apiserver's "
+                        "default-on ones (default %(default)s)")
+    parser.add_argument("--disable-admission-plugins", default="", help="default-on ones not to run (without a "
+                        f"controller manager {NEEDS_CONTROLLERS} are always off)")
     parser.add_argument("--apiserver-arg", action="append", default=[], metavar="FLAG=VALUE",
                         help="extra kapi-apiserver flag, e.g. --apiserver-arg=--storage-backend=etcd3 (repeatable)")
     parser.add_argument("--no-controller-manager", dest="controller_manager", action="store_false",
@@ -206,13 +211,19 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _apiserver_argv(args: argparse.Namespace, data_dir: Path) -> list[str]:
+def _apiserver_argv(args: argparse.Namespace, data_dir: Path, with_controllers: bool) -> list[str]:
     binary = Path(sys.executable).parent / "kapi-apiserver"
     head = [str(binary)] if binary.exists() else \
         [sys.executable, "-c", "import sys; from kapi.cli import apiserver_main; sys.exit(apiserver_main())"]
-    return [*head, f"--data-dir={data_dir}", f"--secure-port={args.secure_port}",
+    disabled = [p for p in args.disable_admission_plugins.split(",") if p]
+    if not with_controllers:
+        disabled += NEEDS_CONTROLLERS.split(",")
+    argv = [*head, f"--data-dir={data_dir}", f"--secure-port={args.secure_port}",
             f"--authorization-mode={args.authorization_mode}",
-            f"--enable-admission-plugins={args.enable_admission_plugins}", *args.apiserver_arg]
+            f"--enable-admission-plugins={args.enable_admission_plugins}"]
+    if disabled:
+        argv.append(f"--disable-admission-plugins={','.join(dict.fromkeys(disabled))}")
+    return [*argv, *args.apiserver_arg]
 
 
 def start_cluster(args: argparse.Namespace, supervisor: Supervisor, stop: Callable[[], bool]) -> Path:
@@ -231,13 +242,13 @@ def start_cluster(args: argparse.Namespace, supervisor: Supervisor, stop: Callab
     creds = ensure_default_credentials(data_dir, server=server)
     kubeconfigs = component_kubeconfigs(data_dir, server, nodes, bool(fakes))
     print(f"  ok  certificates and kubeconfigs in {data_dir} ({time.monotonic() - started:.1f}s)", flush=True)
-    supervisor.start("kube-apiserver", _apiserver_argv(args, data_dir), critical=True)
+    cm_flags = controller_manager_flags() if args.controller_manager else None
+    supervisor.start("kube-apiserver", _apiserver_argv(args, data_dir, cm_flags is not None), critical=True)
     with admin_http(data_dir, server) as http:
         wait_for(f"kube-apiserver on {server}", lambda: apiserver_ready(http), deadline=deadline,
                  supervisor=supervisor, stop=stop)
         supervisor.start("kube-scheduler", [*COMPONENTS, "scheduler", f"--kubeconfig={kubeconfigs['kube-scheduler']}",
                                             "--leader-elect"])
-        cm_flags = controller_manager_flags() if args.controller_manager else None
         if cm_flags is not None:
             supervisor.start("kube-controller-manager", [
                 sys.executable, "-m", "kapi.cli", "controller-manager",

@@ -137,9 +137,9 @@ def _validate_limit_item(item: Obj, path: str) -> list[Cause]:
         which = "default" if item.get("default") else "defaultRequest"
         errs.append(fe.forbidden(fe.child(path, which), "may not be specified when `type` is 'Pod'"))
     bounds = {name: quantities(item.get(name)) for name in fields}
-    for resource, low in bounds["min"].items():
-        high = bounds["max"].get(resource)
-        if high is not None and low > high:
+    for resource, minimum in bounds["min"].items():
+        maximum = bounds["max"].get(resource)
+        if maximum is not None and minimum > maximum:
             errs.append(fe.invalid(fe.key(fe.child(path, "min"), resource), item["min"][resource],
                                    f"min value {item['min'][resource]} is greater than max value "
                                    f"{item['max'][resource]}"))
@@ -195,7 +195,8 @@ class LimitRangeStrategy(Strategy):
 def quota_usage_cells(status: Mapping[str, Any]) -> tuple[str, str]:
     """The REQUEST and LIMIT cells: ``resource: used/hard`` for each hard resource, sorted."""
     hard, used = as_dict(status.get("hard")), as_dict(status.get("used"))
-    requests, limits = [], []
+    requests: list[str] = []
+    limits: list[str] = []
     for name in sorted(hard):
         cell = f"{name}: {used.get(name, '0')}/{hard[name]}"
         (limits if name.startswith("limits") else requests).append(cell)

@@ -21,10 +21,13 @@ import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kapi.app import App
 from kapi.server import Listening, TLSFiles, serve
+
+if TYPE_CHECKING:
+    from kapi.testing.components import Components
 
 T = TypeVar("T")
 
@@ -99,6 +102,7 @@ class KapiServer:
     directory: Path
     loop: asyncio.AbstractEventLoop
     _stop: Callable[[], None] = field(repr=False)
+    _components: list[tuple[asyncio.Event, asyncio.Future[None]]] = field(default_factory=list, repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -128,8 +132,31 @@ class KapiServer:
         coro = work() if callable(work) else work
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def start_components(self, components: Components) -> None:
+        """Run controllers, the scheduler and fake kubelets on the server's loop until ``stop``
+        (see ``kapi.testing.components``)."""
+        from kapi.testing.components import run_components
+
+        async def start() -> tuple[asyncio.Event, asyncio.Future[None]]:
+            stop = asyncio.Event()
+            return stop, asyncio.ensure_future(run_components(self.kubeconfig, components, stop,
+                                                              self.directory / "components"))
+
+        self._components.append(self.call(start()))
+
     def stop(self) -> None:
-        """Stop serving and wait for the thread to end (idempotent)."""
+        """Stop the components, then serving, and wait for the thread to end (idempotent)."""
+        while self._components:
+            stop, task = self._components.pop()
+
+            async def finish(stop: asyncio.Event = stop, task: asyncio.Future[None] = task) -> None:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+
+            try:
+                self.call(finish(), timeout=15)
+            except Exception as exc:  # a component that does not stop must not hide the test's result
+                warnings.warn(f"kapi test components did not stop cleanly: {exc!r}", ResourceWarning, stacklevel=2)
         self._stop()
 
 

@@ -28,6 +28,10 @@ Fixtures (all function-scoped except ``kapi_pki``):
   ``@pytest.mark.kapi(authorizers=("RBAC",), admission=(...))`` to change fields.
 * ``kapi_plugins`` - extra ``(name, plugin)`` pairs registered in the app, replacing an installed
   plugin of the same name (override the fixture; name them in the config).
+* ``kapi_components`` - controllers, scheduler and fake kubelets to run beside the server, from
+  ``@pytest.mark.kapi_components(controllers=("*",), scheduler=True, fake_nodes=("node-1",))``:
+  real garbage collection, namespace deletion, Deployments -> ReplicaSets -> Pods, scheduling and
+  pods reaching Running (what envtest lacks). They run as the admin, on the server's loop.
 * ``kapi_pki`` - the session's CA, serving and admin certificates (``LocalPKI``).
 
 pytest-xdist: each worker process has its own temporary directories and kernel-chosen ports, so
@@ -43,6 +47,7 @@ from typing import Any
 import pytest
 
 from kapi.config import Config
+from kapi.testing.components import Components
 from kapi.testing.inprocess import KapiServer, LocalPKI, start_server
 
 try:
@@ -51,10 +56,13 @@ except ImportError:  # pragma: no cover - the async fixture needs pytest-asyncio
     pytest_asyncio = None  # type: ignore[assignment]
 
 MARKER = "kapi"
+COMPONENTS_MARKER = "kapi_components"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(**fields): kapi.Config fields for the kapi_server fixture")
+    config.addinivalue_line("markers", f"{COMPONENTS_MARKER}(controllers=('*',), scheduler=True, "
+                            "fake_nodes=('node-1',)): run these beside kapi_server")
 
 
 @pytest.fixture(scope="session")
@@ -77,14 +85,23 @@ def kapi_config(request: pytest.FixtureRequest) -> Config:
 
 
 @pytest.fixture
+def kapi_components(request: pytest.FixtureRequest) -> Components:
+    """What runs beside the server: ``@pytest.mark.kapi_components(...)`` fields (nothing by default)."""
+    fields: dict[str, Any] = {}
+    for mark in reversed(list(request.node.iter_markers(COMPONENTS_MARKER))):
+        fields.update(mark.kwargs)
+    return Components(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in fields.items()})
+
+
+@pytest.fixture
 def kapi_plugins() -> list[tuple[str, Any]]:
     """Extra ``(name, plugin)`` pairs for the app (none by default)."""
     return []
 
 
 @pytest.fixture
-def kapi_server(kapi_config: Config, kapi_plugins: list[tuple[str, Any]], kapi_pki: LocalPKI,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[KapiServer]:
+def kapi_server(kapi_config: Config, kapi_plugins: list[tuple[str, Any]], kapi_components: Components,
+                kapi_pki: LocalPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KapiServer]:
     """A running in-process API server over TLS (see the module docstring)."""
     from kapi.app import App
     from kapi.testing.plugins import plugin_manager
@@ -92,6 +109,8 @@ def kapi_server(kapi_config: Config, kapi_plugins: list[tuple[str, Any]], kapi_p
     app = App(kapi_config, plugin_manager(kapi_plugins))
     server = start_server(app, kapi_pki, tmp_path_factory.mktemp("kapi-server"))
     try:
+        if kapi_components:
+            server.start_components(kapi_components)
         yield server
     finally:
         server.stop()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from kapi import AdmissionRequest, Operation, UserInfo
+from typing import Any
+
+import pytest
+
+from kapi import AdmissionDenied, AdmissionRequest, Operation, UserInfo
 from kapi_plugins import admission_always_pull_images as plugin
 from tests.plugins.admission_fakes import pod, running
 
@@ -19,7 +23,7 @@ async def test_hook_kapi_mutate_admission() -> None:
         assert [c["imagePullPolicy"] for c in (*spec["containers"], *spec["initContainers"])] == ["Always", "Always"]
 
 
-def _request(obj: dict, old: dict | None = None) -> AdmissionRequest:
+def _request(obj: dict[str, Any], old: dict[str, Any] | None = None) -> AdmissionRequest:
     return AdmissionRequest(operation=Operation.UPDATE if old else Operation.CREATE, kind="Pod", api_group="",
                             api_version="v1", resource="pods", subresource="", namespace="default", name="p",
                             obj=obj, old_obj=old, user=UserInfo("u"))
@@ -27,12 +31,9 @@ def _request(obj: dict, old: dict | None = None) -> AdmissionRequest:
 
 def test_hook_kapi_validate_admission() -> None:
     never = pod("p", {"name": "a", "image": "x", "imagePullPolicy": "Never"})
-    try:
+    with pytest.raises(AdmissionDenied) as denied:
         plugin.kapi_validate_admission(_request(never))
-    except Exception as exc:
-        assert str(exc) == ('pods "p" is forbidden: spec.containers[0].imagePullPolicy: Unsupported value: "Never": '
-                            'supported values: "Always"')
-    else:
-        raise AssertionError("expected a denial")
+    assert str(denied.value) == ('pods "p" is forbidden: spec.containers[0].imagePullPolicy: Unsupported value: '
+                                 '"Never": supported values: "Always"')
     # an unchanged image on update is not re-checked
     plugin.kapi_validate_admission(_request(never, old=never))

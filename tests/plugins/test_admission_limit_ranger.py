@@ -19,12 +19,13 @@ def test_aliases() -> None:
 
 
 async def test_hook_kapi_mutate_admission() -> None:
-    async with running("LimitRanger") as (_app, client):
+    async with running("LimitRanger") as (app, client):
         await create_namespace(client, "lr")
         item = {"type": "Container", "default": {"cpu": "500m", "memory": "256Mi"},
                 "defaultRequest": {"cpu": "100m"}}
         resp = await client.post(f"{URL}/limitranges", json=limit_range(item))
         assert resp.status_code == 201, resp.text
+        await app.cache.sync()  # the plugin reads LimitRanges from the watch cache
         # LimitRange defaulting: defaultRequest memory from default
         assert resp.json()["spec"]["limits"][0]["defaultRequest"] == {"cpu": "100m", "memory": "256Mi"}
         own = {"name": "own", "image": "x", "resources": {"limits": {"cpu": "1"}}}
@@ -42,10 +43,11 @@ async def test_hook_kapi_mutate_admission() -> None:
 
 
 async def test_hook_kapi_validate_admission() -> None:
-    async with running("LimitRanger") as (_app, client):
+    async with running("LimitRanger") as (app, client):
         await create_namespace(client, "lr")
         item = {"type": "Container", "min": {"cpu": "100m"}, "max": {"cpu": "1"}, "maxLimitRequestRatio": {"cpu": "2"}}
         assert (await client.post(f"{URL}/limitranges", json=limit_range(item))).status_code == 201
+        await app.cache.sync()
         big = {"name": "big", "image": "x", "resources": {"limits": {"cpu": "2"}, "requests": {"cpu": "500m"}}}
         resp = await client.post(f"{URL}/pods", json=pod("p", big))
         assert resp.status_code == 403
@@ -61,10 +63,11 @@ async def test_hook_kapi_validate_admission() -> None:
 
 
 async def test_pod_bounds() -> None:
-    async with running("LimitRanger") as (_app, client):
+    async with running("LimitRanger") as (app, client):
         await create_namespace(client, "lr")
         assert (await client.post(f"{URL}/limitranges", json=limit_range({"type": "Pod", "max": {"memory": "1Gi"}}))) \
             .status_code == 201
+        await app.cache.sync()
         containers = [{"name": n, "image": "x", "resources": {"limits": {"memory": "600Mi"}}} for n in ("a", "b")]
         resp = await client.post(f"{URL}/pods", json=pod("p", *containers))
         assert resp.status_code == 403

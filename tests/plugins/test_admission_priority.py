@@ -30,12 +30,13 @@ async def test_hook_kapi_startup() -> None:
 
 
 async def test_hook_kapi_mutate_admission() -> None:
-    async with running("Priority") as (_app, client):
+    async with running("Priority") as (app, client):
         spec = (await client.post(PODS, json=pod("plain"))).json()["spec"]
         assert (spec["priority"], spec["preemptionPolicy"], spec.get("priorityClassName")) == (
             0, "PreemptLowerPriority", None)
         assert (await client.post(URL, json=pc("high", 1000, preemptionPolicy="Never"))).status_code == 201
         assert (await client.post(URL, json=pc("low", 10, default=True))).status_code == 201
+        await app.cache.sync()  # the global default is read from the watch cache
         spec = (await client.post(PODS, json=pod("hi", priorityClassName="high"))).json()["spec"]
         assert (spec["priority"], spec["preemptionPolicy"]) == (1000, "Never")
         spec = (await client.post(PODS, json=pod("dflt"))).json()["spec"]

@@ -31,10 +31,11 @@ def test_aliases() -> None:
 
 
 async def test_hook_kapi_validate_admission() -> None:
-    async with running("ResourceQuota") as (_app, client):
+    async with running("ResourceQuota") as (app, client):
         await create_namespace(client, "q")
         objs = quota("objs", {"configmaps": "2", "count/secrets": "1"})
         assert (await client.post(f"{NS}/resourcequotas", json=objs)).status_code == 201
+        await app.cache.sync()  # quotas are read from the watch cache
         assert (await client.post(f"{NS}/configmaps", json=cm("a"))).status_code == 201
         assert (await client.post(f"{NS}/configmaps", json=cm("b"))).status_code == 201
         resp = await client.post(f"{NS}/configmaps", json=cm("c"))
@@ -50,10 +51,11 @@ async def test_hook_kapi_validate_admission() -> None:
 
 
 async def test_compute_quota_and_required_resources() -> None:
-    async with running("ResourceQuota") as (_app, client):
+    async with running("ResourceQuota") as (app, client):
         await create_namespace(client, "q")
         hard = {"requests.cpu": "1", "limits.memory": "1Gi"}
         assert (await client.post(f"{NS}/resourcequotas", json=quota("compute", hard))).status_code == 201
+        await app.cache.sync()
         resp = await client.post(f"{NS}/pods", json=pod("bare"))
         assert resp.status_code == 403
         assert resp.json()["message"] == ('pods "bare" is forbidden: failed quota: compute: must specify '
@@ -68,10 +70,11 @@ async def test_compute_quota_and_required_resources() -> None:
 
 
 async def test_scopes() -> None:
-    async with running("ResourceQuota") as (_app, client):
+    async with running("ResourceQuota") as (app, client):
         await create_namespace(client, "q")
         body = quota("besteffort", {"pods": "1"}, scopes=["BestEffort"])
         assert (await client.post(f"{NS}/resourcequotas", json=body)).status_code == 201
+        await app.cache.sync()
         assert (await client.post(f"{NS}/pods", json=pod("be1"))).status_code == 201
         assert (await client.post(f"{NS}/pods", json=pod("be2"))).status_code == 403
         sized = {"name": "c", "image": "x", "resources": {"requests": {"cpu": "1m"}}}

@@ -4,6 +4,7 @@
 from kapi.testing.pytest_plugin import (  # noqa: F401
     kapi_async_client,
     kapi_client,
+    kapi_components,
     kapi_config,
     kapi_kubeconfig,
     kapi_pki,

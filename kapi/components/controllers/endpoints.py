@@ -54,8 +54,8 @@ def endpoint_subsets(service: Obj, pods: list[Obj]) -> list[Obj]:
         if hostname:
             address["hostname"] = hostname
         key = orjson.dumps(ports)
-        entry = groups.setdefault(key, (ports, [], []))
-        entry[1 if pod_ready_for(service, pod) else 2].append(address)
+        _, ready, not_ready = groups.setdefault(key, (ports, [], []))
+        (ready if pod_ready_for(service, pod) else not_ready).append(address)
     subsets = []
     for ports, ready, not_ready in groups.values():
         subset: Obj = {}

@@ -24,6 +24,7 @@ re-created under the same name is never touched by mistake.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -109,9 +110,8 @@ class GarbageCollector(Controller):
                 continue
             cache = self.cache(resource)
             self.monitors[resource] = cache
-            cache.add_handler(lambda obj, r=resource: self._added(r, obj),
-                              lambda old, new, r=resource: self._updated(r, old, new),
-                              lambda obj, r=resource: self._deleted(r, obj))
+            cache.add_handler(functools.partial(self._added, resource), functools.partial(self._updated, resource),
+                              functools.partial(self._deleted, resource))
             for obj in cache.items():
                 self._added(resource, obj)
 

@@ -18,7 +18,7 @@ in production, an in-memory fake in unit tests (anything with ``store``, ``add_h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from kapi.client import Client, object_key
@@ -32,7 +32,8 @@ IndexFunc = Callable[[Obj], Iterable[str]]
 class InformerLike(Protocol):
     """What ``Cache`` needs of an informer (``kapi.informer.Informer`` has it)."""
 
-    store: dict[str, Obj]
+    @property
+    def store(self) -> Mapping[str, Obj]: ...
 
     @property
     def has_synced(self) -> bool: ...

@@ -325,7 +325,8 @@ class JobController(Controller):
         return requeue
 
     def _failure(self, spec: Obj, status: Obj, tally: _Tally, now: datetime.datetime) -> tuple[str, str] | None:
-        if tally.failed > int(spec.get("backoffLimit") if spec.get("backoffLimit") is not None else 6):
+        limit = spec.get("backoffLimit")
+        if tally.failed > (int(limit) if limit is not None else 6):
             return "BackoffLimitExceeded", "Job has reached the specified backoff limit"
         left = self._deadline_left(spec, status, now)
         if left is not None and left <= 0:
@@ -363,9 +364,11 @@ class JobController(Controller):
             left = record.last_failure + delay - self.ctx.clock.monotonic()
             if left > 0:
                 return left
+        todo: list[int | None]
         if indexed:
             busy = {pod_index(p) for p in active} | tally.indexes
-            todo = [i for i in range(int(completions or 0)) if i not in busy][:want - len(active)]
+            todo = [i for i in range(int(completions or 0)) if i not in busy]
+            del todo[want - len(active):]
         else:
             todo = [None] * (want - len(active))
         await self._create_pods(key, job, todo[:BURST])

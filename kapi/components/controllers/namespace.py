@@ -9,7 +9,9 @@ then, like ``pkg/controller/namespace/deletion``:
    delete one by one); pods bound to nodes stay until their kubelet stops them;
 3. lists again, and while anything is left records the ``NamespaceContentRemaining`` /
    ``NamespaceFinalizersRemaining`` conditions and retries shortly;
-4. when nothing is left, removes ``kubernetes`` through ``PUT namespaces/N/finalize``; with no
+4. when a pass found nothing left to delete, removes ``kubernetes`` through ``PUT
+   namespaces/N/finalize`` (a pass that did delete something is confirmed by another half a
+   second later, so an object created while the deletion raced in is not left behind); with no
    finalizer left the API server deletes the namespace.
 
 Status conditions (``NamespaceDeletionDiscoveryFailure``, ``NamespaceDeletionContentFailure``,
@@ -43,6 +45,7 @@ log = logging.getLogger("kapi.controllers.namespace")
 Obj = dict[str, Any]
 
 KUBERNETES_FINALIZER = "kubernetes"
+CONFIRM_DELAY = 0.5
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Remaining:
     counts: dict[str, int] = field(default_factory=dict)  # "pods." -> instances
     finalizers: dict[str, int] = field(default_factory=dict)  # finalizer -> instances
     errors: list[str] = field(default_factory=list)
+    deleted: int = 0  # objects this pass deleted (a pass that deleted something is confirmed by another)
 
     @property
     def empty(self) -> bool:
@@ -134,9 +138,13 @@ class NamespaceController(Controller):
             return None
         discovered = await self.ctx.discovery.get(self.client, self.options.discovery_period)
         remaining = await self.delete_content(key, deletable(discovered.preferred()))
-        if remaining.empty and not discovered.failed:
+        if remaining.empty and not remaining.deleted and not discovered.failed:
             await self._finalize(ns)
             return None
+        if remaining.empty and not discovered.failed:
+            # something was deleted: confirm with one more pass that nothing came back (a create
+            # that raced with the deletion), as kube's deleter does before finalizing
+            return min(self.options.namespace_sync_period, CONFIRM_DELAY)
         conditions = namespace_conditions(conditions_of(ns), remaining, list(discovered.failed), self.now())
         if conditions != conditions_of(ns):
             status = {**status_of(ns), "conditions": conditions}
@@ -151,7 +159,8 @@ class NamespaceController(Controller):
         """Delete every object of ``resources`` in ``namespace``; report what is left."""
         results = await asyncio.gather(*(self._empty(namespace, api) for api in resources))
         remaining = Remaining()
-        for api, (count, finalizers, error) in zip(resources, results, strict=True):
+        for api, (deleted, count, finalizers, error) in zip(resources, results, strict=True):
+            remaining.deleted += deleted
             if error:
                 remaining.errors.append(f"{_qualified(api)}: {error}")
             if count:
@@ -160,14 +169,16 @@ class NamespaceController(Controller):
                 remaining.finalizers[name] = remaining.finalizers.get(name, 0) + n
         return remaining
 
-    async def _empty(self, namespace: str, api: ApiResource) -> tuple[int, dict[str, int], str]:
-        """Delete one resource's objects; (objects left, their finalizers, error text)."""
+    async def _empty(self, namespace: str, api: ApiResource) -> tuple[int, int, dict[str, int], str]:
+        """Delete one resource's objects; (objects deleted, objects left, their finalizers, error text)."""
         path = api.resource.path(namespace)
+        deleted = 0
         try:
             if api.supports("deletecollection"):
-                await self.client.delete(path)
+                deleted = len((await self.client.delete(path)).get("items") or [])
             else:
                 listing = await self.client.list(path)
+                deleted = len(listing.get("items") or [])
                 for obj in listing.get("items") or []:
                     name = str((obj.get("metadata") or {}).get("name") or "")
                     try:
@@ -178,14 +189,14 @@ class NamespaceController(Controller):
             listing = await self.client.list(path)
         except ApiError as exc:
             if exc.code in (404, 405):
-                return 0, {}, ""
-            return 0, {}, exc.message or str(exc)
+                return 0, 0, {}, ""
+            return deleted, 0, {}, exc.message or str(exc)
         items = listing.get("items") or []
         finalizers: dict[str, int] = {}
         for obj in items:
             for name in finalizers_of(obj):
                 finalizers[name] = finalizers.get(name, 0) + 1
-        return len(items), finalizers, ""
+        return deleted, len(items), finalizers, ""
 
     async def _finalize(self, ns: Obj) -> None:
         """Remove the ``kubernetes`` finalizer (the API server then deletes the namespace)."""

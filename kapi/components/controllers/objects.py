@@ -237,7 +237,7 @@ def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: int, now: dateti
 def pod_from_template(template: Mapping[str, Any], owner: Mapping[str, Any], owner_ref: Obj,
                       generate_name: str) -> Obj:
     """``controller.GetPodFromTemplate``: a new pod from a pod template, owned by ``owner``."""
-    template_meta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+    template_meta = meta(template)
     pod_meta: Obj = {"generateName": generate_name, "namespace": namespace_of(owner), "ownerReferences": [owner_ref]}
     for field in ("labels", "annotations", "finalizers"):
         value = template_meta.get(field)

@@ -23,9 +23,8 @@ from kapi.components.controllers.objects import (
     rfc3339,
     set_condition,
     spec_of,
-    status_of,
 )
-from kapi.components.controllers.writes import delete_if_present, put_status
+from kapi.components.controllers.writes import delete_if_present
 
 log = logging.getLogger("kapi.controllers.podgc")
 
@@ -90,9 +89,9 @@ class PodGCController(Controller):
             set_condition(conditions, {"type": "DisruptionTarget", "status": "True",
                                        "lastTransitionTime": rfc3339(self.now()), "reason": "DeletionByPodGC",
                                        "message": "PodGC: node no longer exists"})
-            try:
-                await put_status(self.client, PODS, pod, {**status_of(pod), "phase": "Failed",
-                                                          "conditions": conditions})
+            try:  # a merge patch: the pod-garbage-collector role may patch, not update, pods/status
+                await self.client.patch(PODS.path_of(pod, "status"), {"status": {"phase": "Failed",
+                                                                                 "conditions": conditions}})
             except ApiError as exc:
                 if not exc.not_found:
                     raise

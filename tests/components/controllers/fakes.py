@@ -249,6 +249,7 @@ class FakeApi:
 
     def _discovery(self, path: str) -> Obj:
         parts = path.strip("/").split("/")
+        body: bytes | None
         if path == "/api":
             body = self.discovery.api()
         elif path == "/api/v1":
@@ -444,7 +445,7 @@ def make_context(api: FakeApi, **options: Any) -> tuple[ControllerContext, Recor
     """A ControllerContext over ``api`` (informers are FakeInformers) and its event log. Call
     ``ctx.informers.start()`` after creating controllers to deliver the existing objects."""
     recorded = Recorded()
-    informers = SharedInformers(api, lambda client, path, fs, ls: api.informer(path, fs, ls))  # type: ignore[arg-type]
+    informers = SharedInformers(api, lambda client, path, fs, ls: api.informer(path, fs, ls))  # type: ignore[arg-type,return-value]
     ctx = ControllerContext(client=api, informers=informers, options=ControllerOptions(**options),  # type: ignore[arg-type]
                             recorders=recorded.for_component, clock=api.clock)
     return ctx, recorded

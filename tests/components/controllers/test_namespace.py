@@ -25,6 +25,8 @@ async def test_terminating_namespace_is_emptied_then_finalized() -> None:
     await api.delete("/api/v1/namespaces/doomed")
     assert api.objects("namespaces")[1]["status"]["phase"] == "Terminating"
     await drain(controller)
+    assert len(api.objects("namespaces")) == 2  # content deleted: a confirming pass comes first
+    assert await controller.sync("doomed") is None
     assert [n["metadata"]["name"] for n in api.objects("namespaces")] == ["default"]
     assert all(o["metadata"]["namespace"] != "doomed" for plural, group in
                (("pods", ""), ("configmaps", ""), ("deployments", "apps")) for o in api.objects(plural, group))
