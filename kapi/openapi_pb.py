@@ -23,14 +23,13 @@ order. It runs once per app (about 0.1 s for the built-in document); callers cac
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
-
-import orjson
 
 # The Content-Type of the answer: kube-apiserver's spelling. client-go asks with the "@v1.0" one, but
 # "@" is not a MIME token character and Go's mime.ParseMediaType rejects it in a response.
@@ -69,6 +68,8 @@ def wants_v2_protobuf(accept: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
 _RESERVED = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+# not YAML-printable, or a line break inside a quoted scalar (NEL, LS, PS)
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
 
 
 def _scalar(value: Any) -> str:
@@ -85,7 +86,13 @@ def _scalar(value: Any) -> str:
     text = str(value)
     if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
         return text
-    return orjson.dumps(text).decode()  # a JSON string is a valid YAML double-quoted scalar
+    # a JSON string is a YAML double-quoted scalar once the characters YAML may not hold (or would
+    # read as line breaks) are escaped as well
+    return _UNSAFE.sub(_escape, json.dumps(text, ensure_ascii=False))
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _yaml_lines(value: Any, indent: str) -> Iterable[str]:

@@ -40,7 +40,7 @@ class Strategy:
     kinds override what differs. Every method is synchronous and pure except that ``default`` and
     the ``prepare_*`` methods change the object in place.
 
-    Order on create: prepare_for_create -> default -> (admission) -> validate.
+    Order on create: default -> (mutating admission) -> prepare_for_create -> validate.
     Order on update: prepare_for_update (or prepare_for_status_update) -> default -> validate_update.
     """
 

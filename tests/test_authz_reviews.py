@@ -134,8 +134,24 @@ async def test_self_subject_rules_review() -> None:
         assert missing.status_code == 400 and missing.json()["message"] == "no namespace on request"
 
 
-async def test_rules_review_without_rules_for_is_incomplete() -> None:
+async def test_rules_review_of_always_allow_lists_everything() -> None:
     async with running(authorizers=("AlwaysAllow",)) as app, client(app, "jane|dev") as jane:
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": "a"}}
+        status = await _status(jane, f"{AUTHZ}/selfsubjectrulesreviews", body)
+        assert status["resourceRules"] == [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+        assert status["incomplete"] is False
+
+
+async def test_rules_review_without_rules_for_is_incomplete() -> None:
+    from kapi import Decision, RequestAttributes, hookimpl
+
+    class Opaque:
+        @hookimpl
+        def kapi_authorize(self, attributes: RequestAttributes) -> Decision:
+            return Decision.ALLOW
+
+    async with running(authorizers=("opaque",), plugins=[("opaque", Opaque())]) as app, \
+            client(app, "jane|dev") as jane:
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {"namespace": "a"}}
         status = await _status(jane, f"{AUTHZ}/selfsubjectrulesreviews", body)
         assert status == {"resourceRules": [], "nonResourceRules": [], "incomplete": True}

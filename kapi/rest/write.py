@@ -65,9 +65,11 @@ async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
     meta["creationTimestamp"] = objects.now_rfc3339()
     if rt.strategy.has_status:
         meta["generation"] = 1
-    rt.strategy.prepare_for_create(obj)
+    # kube-apiserver's order: defaulting, mutating admission, then the strategy's PrepareForCreate
+    # (so e.g. a pod's QoS class sees the limits LimitRanger filled in)
     rt.strategy.default(obj)
     obj = await admit.mutate(ctx, Operation.CREATE, obj, None, dry_run=dry_run)
+    rt.strategy.prepare_for_create(obj)
     warnings = admit.validate(ctx, obj, None)
     name = obj["metadata"]["name"]
     warnings += await admit.validate_admission(ctx, Operation.CREATE, obj, None, name=name, dry_run=dry_run)

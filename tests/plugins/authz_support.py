@@ -45,8 +45,9 @@ def make_app(**config: Any) -> kapi.App:
     """An App on the memory store with the identity authenticator first."""
     authenticators = ("test-identity", *config.pop("authenticators", ()))
     config.setdefault("storage_backend", "memory")
+    extra = config.pop("plugins", [])
     cfg = kapi.Config(authenticators=authenticators, **config)
-    return kapi.create_app(cfg, plugins=[("test-identity", IdentityAuthenticator()), *authz_plugins()])
+    return kapi.create_app(cfg, plugins=[("test-identity", IdentityAuthenticator()), *authz_plugins(), *extra])
 
 
 @contextlib.asynccontextmanager

@@ -154,6 +154,7 @@ class SharedInformers:
         self.client = client
         self.factory = factory
         self._caches: dict[tuple[Resource, str, str, str], Cache] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
 
     def cache(self, resource: Resource, *, namespace: str = "", field_selector: str = "",
@@ -166,7 +167,7 @@ class SharedInformers:
             cache = Cache(resource, informer)
             self._caches[key] = cache
             if self._started:
-                informer.start()
+                self._keep(informer.start())
         return cache
 
     def caches(self) -> list[Cache]:
@@ -176,7 +177,11 @@ class SharedInformers:
         """Start every informer (later ones start when created)."""
         self._started = True
         for cache in self._caches.values():
-            cache.informer.start()
+            self._keep(cache.informer.start())
+
+    def _keep(self, task: Any) -> None:
+        if isinstance(task, asyncio.Task):
+            self._tasks.append(task)
 
     async def wait_synced(self, caches: Iterable[Cache] | None = None, timeout: float | None = None) -> bool:
         """Wait until ``caches`` (default: all) listed once; False on timeout."""
@@ -184,8 +189,10 @@ class SharedInformers:
         results = await asyncio.gather(*(c.informer.wait_synced(timeout) for c in chosen))
         return all(results)
 
-    def stop(self) -> None:
-        """Stop every informer."""
+    async def stop(self) -> None:
+        """Stop every informer and wait for their tasks to end."""
         self._started = False
         for cache in self._caches.values():
             cache.informer.stop()
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*tasks, return_exceptions=True)

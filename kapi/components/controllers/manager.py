@@ -127,5 +127,5 @@ async def run_controllers(client: Client, *, controllers: Iterable[str] = ("*",)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        informers.stop()
+        await informers.stop()
         await recorders.stop()

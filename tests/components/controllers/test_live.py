@@ -27,7 +27,7 @@ Obj = dict[str, Any]
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
     """Poll ``check`` until it returns a truthy value (which is returned)."""
     deadline = asyncio.get_running_loop().time() + timeout
     last: Any = None
@@ -230,3 +230,29 @@ async def test_endpoints_follow_ready_pods(cluster: Cluster) -> None:
 async def test_root_ca_config_map_is_published(cluster: Cluster) -> None:
     cm = await eventually(lambda: cluster.client.get(path_for("", "v1", "configmaps", cluster.ns, "kube-root-ca.crt")))
     assert "BEGIN CERTIFICATE" in cm["data"]["ca.crt"]
+
+
+async def test_job_runs_to_completion(cluster: Cluster) -> None:
+    client, ns = cluster.client, cluster.ns
+    jobs = path_for("batch", "v1", "jobs", ns)
+    await client.create(jobs, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "pi", "namespace": ns},
+                               "spec": {"completions": 2, "parallelism": 2, "template": {"spec": {
+                                   "restartPolicy": "Never", "containers": [{"name": "pi", "image": "perl"}]}}}})
+    pods = await eventually(lambda: _two(live_pods(cluster)))
+    for pod in pods:
+        pod["status"] = {"phase": "Succeeded"}
+        await client.update(f"{cluster.pods}/{pod['metadata']['name']}/status", pod)
+
+    async def complete() -> Obj | None:
+        job = await client.get(f"{jobs}/pi")
+        condition = find_condition((job.get("status") or {}).get("conditions") or [], "Complete")
+        return job if condition is not None and condition["status"] == "True" else None
+
+    job = await eventually(complete)
+    assert job["status"]["succeeded"] == 2 and job["status"]["completionTime"]
+    assert all(not p["metadata"].get("finalizers") for p in await items(cluster, cluster.pods))
+
+
+async def _two(pods: Awaitable[list[Obj]]) -> list[Obj] | None:
+    found = await pods
+    return found if len(found) == 2 else None
