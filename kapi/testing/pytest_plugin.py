@@ -42,13 +42,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from kapi.config import Config
 from kapi.testing.components import Components
-from kapi.testing.inprocess import KapiServer, LocalPKI, start_server
+
+if TYPE_CHECKING:  # the server machinery is imported when a test first asks for it, not at pytest start
+    from kapi.testing.inprocess import KapiServer, LocalPKI
 
 try:
     import pytest_asyncio
@@ -69,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def kapi_pki(tmp_path_factory: pytest.TempPathFactory) -> LocalPKI:
     """The session's test PKI (made once per process; also warms kapi's imports)."""
     from kapi.app import create_app
+    from kapi.testing.inprocess import LocalPKI
 
     create_app(Config(storage_backend="memory")).asgi()  # import and build once: later servers start fast
     return LocalPKI.create(tmp_path_factory.mktemp("kapi-pki"))
@@ -104,6 +107,7 @@ def kapi_server(kapi_config: Config, kapi_plugins: list[tuple[str, Any]], kapi_c
                 kapi_pki: LocalPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KapiServer]:
     """A running in-process API server over TLS (see the module docstring)."""
     from kapi.app import App
+    from kapi.testing.inprocess import start_server
     from kapi.testing.plugins import plugin_manager
 
     app = App(kapi_config, plugin_manager(kapi_plugins))

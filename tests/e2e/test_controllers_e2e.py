@@ -78,7 +78,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     import shutil
 
     server = start_server(tmp_path_factory.mktemp("kapi-controllers"), "--authorization-mode=Node,RBAC",
-                          "--authentication-plugins=service-account", "--disable-admission-plugins=MutatingAdmissionWebhook,ValidatingAdmissionPolicy,ValidatingAdmissionWebhook")
+                          "--authentication-plugins=service-account")
     log_path = server.data_dir / "controller-manager.log"
     with log_path.open("wb") as log:
         manager = subprocess.Popen([*controller_manager_command(), f"--kubeconfig={_component_kubeconfig(server)}",
