@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute
 from kapi import hooks
 from kapi.config import Config
 from kapi.plugins import PluginConfigError, make_plugin_manager, resolve_names
-from kapi.resources import Registry, ResourceType
+from kapi.resources import DynamicRegistry, ResourceType
 from kapi.storage import Storage
 from kapi.types import Decision, RequestAttributes
 from kapi.watchcache import Dispatcher
@@ -72,7 +72,7 @@ class App:
 
         self.config = config
         self.pm = pm
-        self.registry = Registry(resources if resources is not None else builtin_resources())
+        self.registry = DynamicRegistry(resources if resources is not None else builtin_resources())
         self.chains = Chains(pm, config)
         if storage is None:  # an unknown backend fails here, with the fix, not inside the ASGI lifespan
             resolve_names(pm, (config.storage_backend,), what="storage backend", flag="--storage-backend",
@@ -81,6 +81,7 @@ class App:
         self._given_storage = storage
         self._storage: Storage | None = storage
         self._dispatcher: Dispatcher | None = None
+        self._crds: Any = None  # kapi.crds.CRDController, from startup
         self._plugin_state: dict[str, dict[str, Any]] = {}
         self._asgi: Starlette | None = None
         self.state: dict[str, Any] = {}
@@ -158,15 +159,22 @@ class App:
                 await hooks.await_me_maybe(impl.call({"app": self}))
             except Exception as exc:
                 raise RuntimeError(f"plugin {impl.plugin!r} failed to start: {exc}") from exc
+        from kapi.crds import CRDController
+
+        self._crds = CRDController(self)
+        await self._crds.load()  # stored CRDs' resources are served (and cached) from the start
         prefixes = {rt.key_prefix(self.root) for rt in self.registry}
         self._dispatcher = Dispatcher(self.storage, self.root, prefixes, capacity=self.config.watch_cache_size)
         await self._dispatcher.start()
+        self._crds.start()
         from kapi.bootstrap import ensure_defaults
 
         await ensure_defaults(self)
 
     async def shutdown(self) -> None:
         """Stop the cache, the plugins and the storage (errors are logged, not raised)."""
+        if self._crds is not None:
+            await self._crds.stop()
         if self._dispatcher is not None:
             await self._dispatcher.stop()
         for impl in hooks.all_impls(self.pm, "kapi_shutdown"):

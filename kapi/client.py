@@ -17,6 +17,7 @@ too; they live in ``kapi.informer`` and ``kapi.leaderelection``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import ssl
@@ -171,22 +172,32 @@ class Client:
     :param token: a bearer token, when the identity is not a client certificate.
     :param http2: multiplex every request and watch over one connection (needs ``h2``).
     :param timeout: seconds for ordinary requests (watches have no read timeout).
+    :param max_connections: ordinary requests in flight; more wait for a free connection (client
+        back-pressure, like client-go's QPS limit: a burst of thousands of writes must not open
+        thousands of TLS connections). Watches and other streams use their own, unbounded pool.
     """
 
     def __init__(self, server: str, *, tls: ssl.SSLContext | None = None, token: str = "", http2: bool = False,
-                 timeout: float = 30.0, max_connections: int = 200) -> None:
+                 timeout: float = 30.0, max_connections: int = 32) -> None:
         headers = {"user-agent": USER_AGENT, "accept": JSON}
         if token:
             headers["authorization"] = f"Bearer {token}"
         self.server = server.rstrip("/")
         self.timeout = timeout
-        self._http = httpx.AsyncClient(base_url=self.server, verify=tls if tls is not None else True, http2=http2,
-                                       headers=headers, timeout=timeout,
+        verify: ssl.SSLContext | bool = tls if tls is not None else True
+        self._http = httpx.AsyncClient(base_url=self.server, verify=verify, http2=http2, headers=headers,
+                                       timeout=httpx.Timeout(timeout, pool=None),
                                        limits=httpx.Limits(max_connections=max_connections,
-                                                           max_keepalive_connections=min(max_connections, 100)))
+                                                           max_keepalive_connections=max_connections))
+        # queue here, not in httpcore's pool (its queue handling is quadratic in the waiting requests)
+        self._slots = asyncio.Semaphore(max_connections)
+        self._streams = httpx.AsyncClient(base_url=self.server, verify=verify, http2=http2, headers=headers,
+                                          timeout=httpx.Timeout(timeout, read=None),
+                                          limits=httpx.Limits(max_connections=None, max_keepalive_connections=8))
 
     @classmethod
-    def from_kubeconfig(cls, path: str | os.PathLike[str], *, http2: bool = False, timeout: float = 30.0) -> Client:
+    def from_kubeconfig(cls, path: str | os.PathLike[str], *, http2: bool = False, timeout: float = 30.0,
+                        max_connections: int = 32) -> Client:
         """A client for the current context of a kubeconfig file: server, CA
         (``certificate-authority-data`` or ``certificate-authority``), and client certificate
         (``client-certificate[-data]`` + ``client-key[-data]``) or ``token``.
@@ -195,10 +206,11 @@ class Client:
         """
         from kapi_certs import load_kubeconfig
 
-        return cls.from_config(load_kubeconfig(path), http2=http2, timeout=timeout)
+        return cls.from_config(load_kubeconfig(path), http2=http2, timeout=timeout, max_connections=max_connections)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, http2: bool = False, timeout: float = 30.0) -> Client:
+    def from_config(cls, config: Mapping[str, Any], *, http2: bool = False, timeout: float = 30.0,
+                    max_connections: int = 32) -> Client:
         """Like ``from_kubeconfig`` for an already parsed kubeconfig dict."""
         server, cluster, user = _kubeconfig_parts(config)
         if not server:
@@ -207,11 +219,13 @@ class Client:
         cert = _data_or_file(user, "client-certificate-data", "client-certificate")
         key = _data_or_file(user, "client-key-data", "client-key")
         tls = ssl_context(ca, cert, key) if server.startswith("https") else None
-        return cls(server, tls=tls, token=str(user.get("token") or ""), http2=http2, timeout=timeout)
+        return cls(server, tls=tls, token=str(user.get("token") or ""), http2=http2, timeout=timeout,
+                   max_connections=max_connections)
 
     async def aclose(self) -> None:
         """Close every pooled connection (open watches end)."""
         await self._http.aclose()
+        await self._streams.aclose()
 
     async def __aenter__(self) -> Client:
         return self
@@ -230,8 +244,9 @@ class Client:
             content = body if isinstance(body, bytes) else orjson.dumps(body)
             headers = {"content-type": content_type}
         try:
-            response = await self._http.request(method, path, params=_params(params or {}), content=content,
-                                                headers=headers)
+            async with self._slots:
+                response = await self._http.request(method, path, params=_params(params or {}), content=content,
+                                                    headers=headers)
         except httpx.TransportError as exc:
             raise _connection_error(exc) from exc
         if response.status_code >= 400:
@@ -280,9 +295,8 @@ class Client:
 
         :raises ApiError: the answer is an error, or the connection fails before it starts.
         """
-        timeout = httpx.Timeout(self.timeout, read=None)
         try:
-            async with self._http.stream("GET", path, params=_params(params), timeout=timeout) as response:
+            async with self._streams.stream("GET", path, params=_params(params)) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise ApiError(_status_of(response))

@@ -186,3 +186,48 @@ class Registry:
         for rt in self._types:
             seen.setdefault((rt.group, rt.version), None)
         return list(seen)
+
+
+class DynamicRegistry:
+    """The registry an app serves: fixed built-in types plus a replaceable set of custom types
+    (established CRDs). Reads see one consistent ``Registry`` snapshot; ``version`` grows by one
+    with every change, so documents derived from the registry (discovery, OpenAPI) can be cached
+    per version."""
+
+    def __init__(self, builtin: Iterable[ResourceType]) -> None:
+        self._builtin = tuple(builtin)
+        self._custom: tuple[ResourceType, ...] = ()
+        self._current = Registry(self._builtin)
+        self.version = 0
+
+    def __iter__(self) -> Iterator[ResourceType]:
+        return iter(self._current)
+
+    @property
+    def custom(self) -> tuple[ResourceType, ...]:
+        """The custom resource types served now."""
+        return self._custom
+
+    def is_builtin(self, group: str, plural: str) -> bool:
+        return any(rt.group == group and rt.plural == plural for rt in self._builtin)
+
+    def set_custom(self, types: Iterable[ResourceType]) -> bool:
+        """Serve exactly ``types`` besides the built-ins (a type that clashes with a built-in is
+        skipped). Returns True (and bumps ``version``) when anything changed."""
+        taken = {(rt.group, rt.version, rt.plural) for rt in self._builtin}
+        custom = tuple(rt for rt in types if (rt.group, rt.version, rt.plural) not in taken)
+        if custom == self._custom:
+            return False
+        self._current = Registry((*self._builtin, *custom))
+        self._custom = custom
+        self.version += 1
+        return True
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._current.lookup(group, version, plural)
+
+    def by_kind(self, group: str, version: str, kind: str) -> ResourceType | None:
+        return self._current.by_kind(group, version, kind)
+
+    def group_versions(self) -> list[tuple[str, str]]:
+        return self._current.group_versions()

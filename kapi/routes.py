@@ -1,6 +1,7 @@
 """The HTTP routes of an App: discovery, OpenAPI, health, version, and the resource endpoint.
 
-Discovery and OpenAPI documents are rendered once per app (bytes) and served as they are.
+Discovery and OpenAPI documents are rendered once per version of the app's registry (bytes; a new
+version when CRDs change what is served) and served as they are.
 Aggregated discovery (apidiscovery.k8s.io/v2) is served when the client's Accept asks for it
 first, else the classic APIVersions/APIGroupList documents.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
@@ -48,13 +49,26 @@ def build_routes(app: App) -> list[BaseRoute]:
     from kapi.discovery import Discovery
     from kapi.openapi import OpenAPI
 
-    discovery = Discovery(list(app.registry))
-    openapi: list[OpenAPI] = []
+    # rebuilt when the served resources change (CRDs): cached per ``app.registry.version``
+    built: dict[str, tuple[int, Any]] = {}
+
+    def current(name: str, build: Callable[[], Any]) -> Any:
+        version = getattr(app.registry, "version", 0)
+        entry = built.get(name)
+        if entry is None or entry[0] != version:
+            entry = built[name] = (version, build())
+        return entry[1]
+
+    def get_discovery() -> Discovery:
+        return current("discovery", lambda: Discovery(list(app.registry)))  # type: ignore[no-any-return]
 
     def get_openapi() -> OpenAPI:
-        if not openapi:
-            openapi.append(OpenAPI(app.schema, list(app.registry)))
-        return openapi[0]
+        def build() -> OpenAPI:
+            extra = {(rt.group, rt.version, rt.kind): rt.strategy.schema
+                     for rt in getattr(app.registry, "custom", ())}
+            return OpenAPI(app.schema, list(app.registry), extra_schemas=extra)
+
+        return current("openapi", build)  # type: ignore[no-any-return]
 
     def doc(data: bytes | None, media: str = JSON) -> Response:
         if data is None:
@@ -62,23 +76,25 @@ def build_routes(app: App) -> list[BaseRoute]:
         return Response(data, media_type=media)
 
     async def api(request: Request) -> Response:
+        discovery = get_discovery()
         if wants_aggregated(request.headers.get("accept", "")):
             return Response(discovery.aggregated_api(), media_type=AGGREGATED)
         return doc(discovery.api())
 
     async def apis(request: Request) -> Response:
+        discovery = get_discovery()
         if wants_aggregated(request.headers.get("accept", "")):
             return Response(discovery.aggregated_apis(), media_type=AGGREGATED)
         return doc(discovery.apis())
 
     async def api_v1(_: Request) -> Response:
-        return doc(discovery.api_v1())
+        return doc(get_discovery().api_v1())
 
     async def group(request: Request) -> Response:
-        return doc(discovery.group(request.path_params["group"]))
+        return doc(get_discovery().group(request.path_params["group"]))
 
     async def group_version(request: Request) -> Response:
-        return doc(discovery.group_version(request.path_params["group"], request.path_params["version"]))
+        return doc(get_discovery().group_version(request.path_params["group"], request.path_params["version"]))
 
     async def version(_: Request) -> Response:
         return Response(orjson.dumps(KUBE_VERSION), media_type=JSON)

@@ -104,7 +104,7 @@ class Watcher:
         """Events until the watcher is dropped; raises ``WatcherOverflow`` after an overflow."""
         while True:
             item = await self.queue.get()
-            if item is _CLOSE:
+            if item is _CLOSE or self.overflowed:  # close() may have dropped queued events: never skip one
                 raise WatcherOverflow("the watcher could not keep up with the event rate and was closed")
             yield item
 
@@ -181,6 +181,26 @@ class Dispatcher:
             if key.startswith(prefix):
                 return self.caches[prefix]
         return None
+
+    async def add_prefix(self, prefix: str) -> ResourceCache:
+        """Start caching ``prefix`` (a resource served from now on, e.g. a CRD's
+        ``/registry/GROUP/PLURAL/``); returns its cache. Events from now on are routed to it at
+        once; the objects already stored under it are loaded from storage at the current revision
+        (keys an event touched meanwhile keep the newer state)."""
+        cache = self.caches.get(prefix)
+        if cache is not None:
+            return cache
+        capacity = next(iter(self.caches.values())).capacity if self.caches else 10000
+        cache = self.caches[prefix] = ResourceCache(prefix, capacity, window_start=self.revision)
+        self._by_first.setdefault(prefix[len(self.root):].split("/", 1)[0], []).append(prefix)
+        revision = self.revision
+        if revision:
+            page = await self.storage.list(prefix, revision=revision)
+            touched = {event.obj.key for event in cache.window}
+            for kv in page.items:
+                if kv.key not in touched and kv.key not in cache.objects:
+                    cache.objects[kv.key] = decode(kv)
+        return cache
 
     async def start(self) -> None:
         """Load the current state (paged, at one revision) and start following the store."""

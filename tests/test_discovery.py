@@ -73,7 +73,8 @@ def test_groups(discovery: Discovery) -> None:
     assert doc["kind"] == "APIGroupList" and doc["apiVersion"] == "v1"
     names = [g["name"] for g in doc["groups"]]
     assert names == ["apps", "events.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "batch",
-                     "rbac.authorization.k8s.io", "admissionregistration.k8s.io", "scheduling.k8s.io",
+                     "rbac.authorization.k8s.io", "admissionregistration.k8s.io", "apiextensions.k8s.io",
+                     "scheduling.k8s.io",
                      "coordination.k8s.io", "discovery.k8s.io"]
     apps = load(discovery.group("apps"))
     assert apps == {"kind": "APIGroup", "apiVersion": "v1", "name": "apps",

@@ -7,7 +7,8 @@ workloads), ``services``, ``apps``, ``batch`` (jobs, cronjobs), ``discovery``
 (endpointslices), ``events``, ``rbac``, ``misc`` (leases, selfsubjectaccessreviews), ``authorization`` (the other
 access and rules reviews), ``quota`` (limitranges,
 resourcequotas), ``scheduling`` (priorityclasses), ``admissionregistration`` (webhook
-configurations, validating admission policies and bindings). Shared helpers:
+configurations, validating admission policies and bindings), ``apiextensions``
+(customresourcedefinitions; custom objects' strategy in ``custom``, schemas in ``structural``). Shared helpers:
 ``fielderrors`` (kube-formatted field errors), ``formats`` (name/label formats), ``printing``
 (ages, Table helpers), ``quantity``, ``access``.
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 def _builtin() -> tuple[ResourceType, ...]:
     from kapi.kinds import (
         admissionregistration,
+        apiextensions,
         apps,
         authn,
         authorization,
@@ -50,7 +52,8 @@ def _builtin() -> tuple[ResourceType, ...]:
     return (*core.resources(), *configdata.resources(), *nodes.resources(), *pods.resources(),
             *services.resources(), *events.resources(), *apps.resources(), *batch.resources(),
             *discovery.resources(), *misc.resources(), *rbac.resources(), *authn.authn_resources(),
-            *authorization.resources(), *quota.resources(), *scheduling.resources(), *admissionregistration.resources())
+            *authorization.resources(), *quota.resources(), *scheduling.resources(), *admissionregistration.resources(),
+            *apiextensions.resources())
 
 
 def builtin_resources() -> list[ResourceType]:

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -110,7 +110,7 @@ class Telemetry:
                           trace.user)
             deactivate(token)
 
-    async def _may_see_traces(self, scope: dict[str, Any]) -> bool:
+    async def _may_see_traces(self, scope: Scope) -> bool:
         user = scope.get("kapi.user")
         if user is None:
             return False

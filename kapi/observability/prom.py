@@ -13,8 +13,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 Labels = tuple[str, ...]
+M = TypeVar("M", bound="Metric")
 
 
 def _escape_value(value: str) -> str:
@@ -136,7 +138,7 @@ class Registry:
     def __init__(self) -> None:
         self.metrics: list[Metric] = []
 
-    def add(self, metric: Metric) -> Metric:
+    def add(self, metric: M) -> M:
         if any(m.name == metric.name for m in self.metrics):
             raise ValueError(f"metric {metric.name} is already registered")
         self.metrics.append(metric)

@@ -230,7 +230,7 @@ class TraceBuffer:
 
     def latest(self, limit: int) -> list[RequestTrace]:
         """Up to ``limit`` traces, newest first."""
-        out = []
+        out: list[RequestTrace] = []
         for trace in reversed(self._items):
             if len(out) >= limit:
                 break

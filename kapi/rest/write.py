@@ -16,7 +16,7 @@ from typing import Any
 from starlette.responses import Response
 
 from kapi import errors, patch
-from kapi.rest import admit, allocation, body, objects
+from kapi.rest import admit, allocation, body, fieldmanager, objects
 from kapi.rest.context import Ctx, json_response
 from kapi.rest.read import respond_object
 from kapi.storage import ConflictError, KeyExistsError, KeyNotFoundError
@@ -37,7 +37,9 @@ PATCH_TYPES = {
 def _warnings_header(warnings: list[str]) -> dict[str, str] | None:
     if not warnings:
         return None
-    return {"warning": ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in warnings)}
+    text = ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in warnings)
+    # header values travel as bytes: UTF-8 (as Go writes them), without control characters
+    return {"warning": "".join(c if c.isprintable() else "?" for c in text).encode().decode("latin-1")}
 
 
 async def read_object(ctx: Ctx) -> Obj:
@@ -47,7 +49,7 @@ async def read_object(ctx: Ctx) -> Obj:
     return obj
 
 
-async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
+async def create(ctx: Ctx, obj: Obj | None = None, record: fieldmanager.Recorder | None = None) -> Response:
     rt = ctx.rt
     if obj is None:
         obj = await read_object(ctx)
@@ -70,6 +72,7 @@ async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
     rt.strategy.default(obj)
     obj = await admit.mutate(ctx, Operation.CREATE, obj, None, dry_run=dry_run)
     rt.strategy.prepare_for_create(obj)
+    (record or fieldmanager.recorder(ctx))(None, obj)  # metadata.managedFields
     warnings = admit.validate(ctx, obj, None)
     name = obj["metadata"]["name"]
     warnings += await admit.validate_admission(ctx, Operation.CREATE, obj, None, name=name, dry_run=dry_run)
@@ -98,7 +101,8 @@ async def create(ctx: Ctx, obj: Obj | None = None) -> Response:
 Mutation = Callable[[Obj], Awaitable[Obj]]
 
 
-async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = "") -> tuple[Obj, list[str]]:
+async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = "",
+                            record: fieldmanager.Recorder | None = None) -> tuple[Obj, list[str]]:
     """Read, change with ``mutation``, prepare/default/validate/admit, and write with a revision guard.
 
     ``mutation`` gets a private copy of the stored object and returns the wanted object; if that
@@ -145,6 +149,8 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
         if rt.strategy.has_status and subresource != "status" and objects.spec_changed(new, old):
             new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
         # a binding changes only spec.nodeName and a condition: the pod-update rules do not apply
+        if subresource != "binding":
+            (record or fieldmanager.recorder(ctx, subresource))(old, new)  # metadata.managedFields
         warnings = admit.validate(ctx, new, old) if subresource != "binding" else []
         warnings += await admit.validate_admission(ctx, Operation.UPDATE, new, old, name=ctx.name,
                                                    subresource=subresource, dry_run=dry_run)
@@ -189,15 +195,18 @@ def _patch_type(ctx: Ctx) -> str:
     if kind is None:
         raise errors.unsupported_media_type(f"the body of the request was in an unknown format - accepted media "
                                             f"types include: {', '.join(PATCH_TYPES)}")
-    if kind == "apply":
-        raise errors.unsupported_media_type("server-side apply (application/apply-patch+yaml) is not supported yet; "
-                                            "use client-side kubectl apply")
+    if kind == "strategic" and not getattr(ctx.rt.strategy, "strategic_merge", True):  # custom resources
+        accepted = ", ".join(m for m, k in PATCH_TYPES.items() if k != "strategic")
+        raise errors.unsupported_media_type(f"the body of the request was in an unknown format - accepted media "
+                                            f"types include: {accepted}")
     return kind
 
 
 async def patch_object(ctx: Ctx, subresource: str = "") -> Response:
     kind = _patch_type(ctx)
     data = await body.read_body(ctx.request, ctx.app.config.max_request_body_bytes)
+    if kind == "apply":
+        return await _server_side_apply(ctx, data, subresource)
     document = body.decode(data, "application/json")
     rt = ctx.rt
     if kind == "json" and not isinstance(document, list):
@@ -223,6 +232,18 @@ async def patch_object(ctx: Ctx, subresource: str = "") -> Response:
         return new
 
     new, warnings = await guaranteed_update(ctx, apply, subresource=subresource)
+    return json_response(new, 200, _warnings_header(warnings)) if warnings else respond_object(ctx, new)
+
+
+async def _server_side_apply(ctx: Ctx, data: bytes, subresource: str) -> Response:
+    """PATCH with ``application/apply-patch+yaml``: apply to the live object, or create it."""
+    request = fieldmanager.ServerSideApply(ctx, data, subresource)
+    try:
+        new, warnings = await guaranteed_update(ctx, request.mutation, subresource=subresource, record=request.record)
+    except errors.APIError as err:
+        if err.code != 404 or subresource:
+            raise
+        return await create(ctx, request.create_object(), record=request.record)
     return json_response(new, 200, _warnings_header(warnings)) if warnings else respond_object(ctx, new)
 
 

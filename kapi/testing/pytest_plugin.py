@@ -93,7 +93,8 @@ def kapi_components(request: pytest.FixtureRequest) -> Components:
     fields: dict[str, Any] = {}
     for mark in reversed(list(request.node.iter_markers(COMPONENTS_MARKER))):
         fields.update(mark.kwargs)
-    return Components(**{k: tuple(v) if isinstance(v, list | tuple) else v for k, v in fields.items()})
+    normalized: dict[str, Any] = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in fields.items()}
+    return Components(**normalized)
 
 
 @pytest.fixture

@@ -26,9 +26,11 @@ KEYS = "# key,user,groups\nsecret-1,ci-robot,deployers|ops\n"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example package, installed with pip into its own directory."""
     target = tmp_path_factory.mktemp("apikey-site")
+    source = tmp_path_factory.mktemp("apikey-src") / "pkg"  # a copy: pip's build files stay out of the repo
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     try:
         result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                                 "--disable-pip-version-check", "--target", str(target), str(PACKAGE)],
+                                 "--disable-pip-version-check", "--target", str(target), str(source)],
                                 capture_output=True, text=True, timeout=180)
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"pip is not usable here: {exc}")

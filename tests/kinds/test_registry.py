@@ -30,6 +30,7 @@ def test_resource_set_and_facts() -> None:
         ("authentication.k8s.io", "selfsubjectreviews"),
         ("batch", "jobs"), ("batch", "cronjobs"), ("discovery.k8s.io", "endpointslices"),
         ("", "limitranges"), ("", "resourcequotas"), ("scheduling.k8s.io", "priorityclasses"),
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
         *((ADMISSION, plural) for plural in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations",
                                              "validatingadmissionpolicies", "validatingadmissionpolicybindings"))}
     assert {k for k, rt in resources.items() if "all" in rt.categories} == {
@@ -45,7 +46,8 @@ def test_resource_set_and_facts() -> None:
     assert short == {"namespaces": ("ns",), "pods": ("po",), "nodes": ("no",), "services": ("svc",),
                      "endpoints": ("ep",), "configmaps": ("cm",), "serviceaccounts": ("sa",), "events": ("ev",),
                      "deployments": ("deploy",), "replicasets": ("rs",), "cronjobs": ("cj",),
-                     "limitranges": ("limits",), "resourcequotas": ("quota",), "priorityclasses": ("pc",)}
+                     "limitranges": ("limits",), "resourcequotas": ("quota",), "priorityclasses": ("pc",),
+                     "customresourcedefinitions": ("crd", "crds")}
     Registry(builtin_resources())  # no duplicates
 
 

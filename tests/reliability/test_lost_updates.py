@@ -9,15 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from etcd_server import EtcdCluster, require_etcd
+
 from tests.e2e.conftest import Server, start_server
 from tests.reliability.support import aclient, hammer
 
 pytestmark = pytest.mark.e2e
 
 CLIENTS = 16
-PER_CLIENT = 6
+#: increments per client: small in the default run, larger under ``pytest -m slow``
+ROUNDS = [2, pytest.param(12, marks=pytest.mark.slow)]
 
 
 def etcd_flags(cluster: EtcdCluster) -> tuple[str, ...]:
@@ -33,11 +34,11 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
         yield cluster
 
 
-def run_counter(servers: list[Server], name: str) -> tuple[int, int, int]:
-    async def go() -> tuple[int, int, int]:
+def run_counter(servers: list[Server], name: str, rounds: int) -> tuple[int, int, int, int]:
+    async def go() -> tuple[int, int, int, int]:
         clients = [aclient(s) for s in servers]
         try:
-            return await hammer(clients, name, CLIENTS, PER_CLIENT)
+            return (*await hammer(clients, name, CLIENTS, rounds), rounds)
         finally:
             for c in clients:
                 await c.aclose()
@@ -45,30 +46,33 @@ def run_counter(servers: list[Server], name: str) -> tuple[int, int, int]:
     return asyncio.run(go())
 
 
-def check(result: tuple[int, int, int]) -> None:
-    successes, conflicts, counter = result
-    print(f"counter={counter} successes={successes} expected={CLIENTS * PER_CLIENT} conflicts={conflicts}")
-    assert successes == CLIENTS * PER_CLIENT
+def check(result: tuple[int, int, int, int]) -> None:
+    successes, conflicts, counter, rounds = result
+    print(f"counter={counter} successes={successes} expected={CLIENTS * rounds} conflicts={conflicts}")
+    assert successes == CLIENTS * rounds
     assert counter == successes
 
 
-def test_sqlite(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rounds", ROUNDS)
+def test_sqlite(tmp_path: Path, rounds: int) -> None:
     server = start_server(tmp_path / "sqlite")
     try:
-        check(run_counter([server], "counter"))
+        check(run_counter([server], f"counter-{rounds}", rounds))
     finally:
         server.stop()
 
 
-def test_etcd(tmp_path: Path, etcd: EtcdCluster) -> None:
+@pytest.mark.parametrize("rounds", ROUNDS)
+def test_etcd(tmp_path: Path, etcd: EtcdCluster, rounds: int) -> None:
     server = start_server(tmp_path / "one", *etcd_flags(etcd))
     try:
-        check(run_counter([server], "counter-one"))
+        check(run_counter([server], f"counter-one-{rounds}", rounds))
     finally:
         server.stop()
 
 
-def test_two_servers_on_one_etcd(tmp_path: Path, etcd: EtcdCluster) -> None:
+@pytest.mark.parametrize("rounds", ROUNDS)
+def test_two_servers_on_one_etcd(tmp_path: Path, etcd: EtcdCluster, rounds: int) -> None:
     first = start_server(tmp_path / "a", *etcd_flags(etcd))
     try:
         pki = first.data_dir / "pki"
@@ -78,7 +82,7 @@ def test_two_servers_on_one_etcd(tmp_path: Path, etcd: EtcdCluster) -> None:
         (second_dir / "pki").symlink_to(pki)
         second = start_server(second_dir, *etcd_flags(etcd))
         try:
-            check(run_counter([first, second], "counter-two"))
+            check(run_counter([first, second], f"counter-two-{rounds}", rounds))
         finally:
             second.stop()
     finally:

@@ -33,6 +33,9 @@ log = logging.getLogger("kapi.controllers")
 
 Obj = dict[str, Any]
 
+FORBIDDEN_HINT = (" (under RBAC, system:kube-controller-manager may only read: run with "
+                  "--use-service-account-credentials so each controller uses its system:controller:* role)")
+
 
 @dataclass(frozen=True)
 class ControllerOptions:
@@ -191,7 +194,8 @@ class Controller:
             after = await self.sync(key)
         except ApiError as exc:
             level = logging.DEBUG if exc.code in (409, 404) else logging.WARNING
-            log.log(level, "%s: sync %s failed: %s", self.name, key, exc)
+            hint = FORBIDDEN_HINT if exc.code == 403 and not self.ctx.clients else ""
+            log.log(level, "%s: sync %s failed: %s%s", self.name, key, exc, hint)
             self.queue.add_rate_limited(key)
         except Exception:
             log.exception("%s: sync %s failed", self.name, key)

@@ -154,7 +154,8 @@ def main(args: argparse.Namespace) -> int:
                               key_file=args.tls_private_key_file, pki_dir=args.pki_dir)
 
     async def run(stop: asyncio.Event) -> int:
-        async with Client.from_kubeconfig(args.kubeconfig) as client:
+        async with Client.from_kubeconfig(args.kubeconfig) as client, \
+                Client.from_kubeconfig(args.kubeconfig, max_connections=4) as heartbeats:
             kubelets = {}
             for name in names:
                 node = NodeConfig(name=name, address=args.node_ip, port=port, capacity=capacity,
@@ -163,7 +164,8 @@ def main(args: argparse.Namespace) -> int:
                 context = NodeContext(client=client, runtime=runtime, node_name=name, node_ip=args.node_ip,
                                       root_dir=str(root), backoff=args.crash_loop_backoff)
                 kubelets[name] = Kubelet(client, node, context, lease_interval=args.node_lease_renew_interval,
-                                         report_interval=args.node_status_report_frequency)
+                                         report_interval=args.node_status_report_frequency,
+                                         heartbeat_client=heartbeats)
             fleet = Fleet(client, kubelets)
             users = [u for u in args.authorized_users.split(",") if u]
             app = KubeletServer(fleet.lookup, fleet.pods).asgi(users=users, groups=AUTHORIZED_GROUPS)

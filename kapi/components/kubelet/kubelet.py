@@ -24,11 +24,13 @@ class Kubelet:
     """See the module docstring."""
 
     def __init__(self, client: Client, node: NodeConfig, context: NodeContext, *, lease_interval: float = 10.0,
-                 report_interval: float = 300.0) -> None:
+                 report_interval: float = 300.0, heartbeat_client: Client | None = None) -> None:
         self.client = client
         self.name = node.name
         self.context = context
-        self.agent = NodeAgent(client, node, lease_interval=lease_interval, report_interval=report_interval)
+        # heartbeats get their own connections, so a burst of pod status writes cannot delay the Lease
+        self.agent = NodeAgent(heartbeat_client or client, node, lease_interval=lease_interval,
+                               report_interval=report_interval)
         self.workers: dict[str, PodWorker] = {}  # uid -> worker
         self.by_key: dict[str, PodWorker] = {}  # namespace/name -> current worker
         self._tasks: set[asyncio.Task[Any]] = set()

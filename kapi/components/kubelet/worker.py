@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ class PodWorker:
     async def _report_loop(self) -> None:
         meta = self.pod["metadata"]
         path = path_for("", "v1", "pods", meta.get("namespace", ""), meta["name"], "status")
+        delay = 0.5
         while self._needs_report:
             self._needs_report = False
             status = self.status()
@@ -165,9 +167,10 @@ class PodWorker:
             except ApiError as exc:
                 if exc.not_found or exc.conflict:
                     return
-                log.warning("pod %s: status update failed: %s", self.key, exc)
+                log.warning("pod %s: status update failed (retrying in %.1fs): %s", self.key, delay, exc)
                 self._needs_report = True
-                await asyncio.sleep(1)
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(10.0, delay * 2)
 
     async def flush(self) -> None:
         """Wait for the reporter to send everything pending."""

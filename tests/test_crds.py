@@ -1,0 +1,281 @@
+"""CustomResourceDefinitions in-process: serving, discovery, OpenAPI, validation, pruning, defaulting,
+subresources, printer columns, versions, deletion and name conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+import kapi
+from kapi.kinds import structural
+from kapi.kinds.custom import parse_json_path
+from tests.conftest import client_for
+
+CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {"type": "object", "required": ["size"], "properties": {
+            "size": {"type": "integer", "minimum": 1, "maximum": 10},
+            "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+            "code": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
+            "port": {"x-kubernetes-int-or-string": True},
+            "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            "template": {"type": "object", "x-kubernetes-embedded-resource": True,
+                         "x-kubernetes-preserve-unknown-fields": True},
+        }},
+        "status": {"type": "object", "properties": {"phase": {"type": "string"}, "replicas": {"type": "integer"}}},
+    },
+}
+
+
+def crd(plural: str = "widgets", kind: str = "Widget", group: str = "example.com", *, scope: str = "Namespaced",
+        versions: list[dict[str, Any]] | None = None, **names: Any) -> dict[str, Any]:
+    version = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": copy.deepcopy(SCHEMA)},
+               "subresources": {"status": {}},
+               "additionalPrinterColumns": [
+                   {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                   {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                   {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]}
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {"group": group, "scope": scope, "names": {"plural": plural, "kind": kind, **names},
+                     "versions": versions or [version]}}
+
+
+def widget(name: str = "w1", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": name},
+            "spec": {"size": 3, **spec}}
+
+
+WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
+
+
+async def established(c: httpx.AsyncClient, name: str, timeout: float = 1.0) -> dict[str, Any]:
+    """The CRD once Established=True (within ``timeout`` seconds, as the issue asks)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        got = (await c.get(f"{CRDS}/{name}")).json()
+        conditions = {x["type"]: x["status"] for x in got.get("status", {}).get("conditions", [])}
+        if conditions.get("Established") == "True" or loop.time() > deadline:
+            return got
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def c(app: kapi.App) -> Any:
+    async with client_for(app) as client:
+        resp = await client.post(CRDS, json=crd(shortNames=["wg"], categories=["all"]))
+        assert resp.status_code == 201, resp.text
+        got = await established(client, "widgets.example.com")
+        assert {x["type"]: x["status"] for x in got["status"]["conditions"]} == {
+            "NamesAccepted": "True", "Established": "True"}
+        yield client
+
+
+async def test_discovery_and_openapi(c: httpx.AsyncClient) -> None:
+    resources = (await c.get("/apis/example.com/v1")).json()["resources"]
+    main = next(r for r in resources if r["name"] == "widgets")
+    assert main["kind"] == "Widget" and main["namespaced"] and main["shortNames"] == ["wg"]
+    assert main["categories"] == ["all"] and any(r["name"] == "widgets/status" for r in resources)
+    groups = [g["name"] for g in (await c.get("/apis")).json()["groups"]]
+    assert "example.com" in groups and "apiextensions.k8s.io" in groups
+    index = (await c.get("/openapi/v3")).json()["paths"]
+    assert "apis/example.com/v1" in index
+    doc = (await c.get(index["apis/example.com/v1"]["serverRelativeURL"])).json()
+    assert doc["components"]["schemas"]["com.example.v1.Widget"]["properties"]["spec"]["required"] == ["size"]
+
+
+async def test_crud_list_watch_and_defaults(c: httpx.AsyncClient) -> None:
+    rv = (await c.get(WIDGETS)).json()["metadata"]["resourceVersion"]
+    created = await c.post(WIDGETS, json=widget(bogus=1, extra={"any": {"thing": 1}}, port="http"))
+    assert created.status_code == 201, created.text
+    obj = created.json()
+    assert obj["spec"]["color"] == "red"  # defaulted
+    assert "bogus" not in obj["spec"] and obj["spec"]["extra"] == {"any": {"thing": 1}}  # pruned / preserved
+    got = (await c.get(f"{WIDGETS}/w1")).json()
+    assert got == obj
+    patched = await c.patch(f"{WIDGETS}/w1", content=json.dumps({"spec": {"size": 4}}),
+                            headers={"content-type": "application/merge-patch+json"})
+    assert patched.json()["spec"]["size"] == 4
+    items = (await c.get("/apis/example.com/v1/widgets")).json()["items"]
+    assert [i["metadata"]["name"] for i in items] == ["w1"]
+    events = []
+    async with c.stream("GET", f"{WIDGETS}?watch=1&resourceVersion={rv}&timeoutSeconds=1") as stream:
+        async for line in stream.aiter_lines():
+            if line:
+                events.append(json.loads(line))
+            if len(events) == 2:
+                break
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED"]
+    strategic = await c.patch(f"{WIDGETS}/w1", content=json.dumps({"spec": {"size": 5}}),
+                              headers={"content-type": "application/strategic-merge-patch+json"})
+    assert strategic.status_code == 415
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"size": 11}, "spec.size"), ({"size": "x"}, "spec.size"), ({"color": "green"}, "spec.color"),
+    ({"code": "ABC"}, "spec.code"), ({"code": "abcdefghij"}, "spec.code"), ({"tags": ["a", "b", "c"]}, "spec.tags"),
+    ({"port": 1.5}, "spec.port"), ({"template": {"kind": "Pod"}}, "spec.template.apiVersion")])
+async def test_validation_422(c: httpx.AsyncClient, spec: dict[str, Any], field: str) -> None:
+    resp = await c.post(WIDGETS, json=widget(**spec))
+    assert resp.status_code == 422, resp.text
+    assert field in [cause["field"] for cause in resp.json()["details"]["causes"]]
+
+
+async def test_required_field(c: httpx.AsyncClient) -> None:
+    resp = await c.post(WIDGETS, json={**widget(), "spec": {}})
+    assert resp.status_code == 422 and resp.json()["details"]["causes"][0]["field"] == "spec.size"
+
+
+async def test_status_subresource_and_printer_columns(c: httpx.AsyncClient) -> None:
+    obj = (await c.post(WIDGETS, json={**widget(), "status": {"phase": "ignored"}})).json()
+    assert "status" not in obj
+    obj["status"] = {"phase": "Ready"}
+    updated = (await c.put(f"{WIDGETS}/w1/status", json=obj)).json()
+    assert updated["status"] == {"phase": "Ready"}
+    updated["status"] = {"phase": "Other"}
+    updated["spec"]["size"] = 7
+    main = (await c.put(f"{WIDGETS}/w1", json=updated)).json()
+    assert main["status"] == {"phase": "Ready"} and main["spec"]["size"] == 7 and main["metadata"]["generation"] == 2
+    table = (await c.get(WIDGETS, headers={"accept": TABLE})).json()
+    assert [col["name"] for col in table["columnDefinitions"]] == ["Name", "Size", "Phase", "Age"]
+    assert table["rows"][0]["cells"][:3] == ["w1", 7, "Ready"]
+
+
+async def test_versions_share_storage(app: kapi.App) -> None:
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    versions = [{"name": "v1beta1", "served": True, "storage": False, "schema": schema},
+                {"name": "v1", "served": True, "storage": True, "schema": schema}]
+    async with client_for(app) as c:
+        assert (await c.post(CRDS, json=crd("gadgets", "Gadget", versions=versions))).status_code == 201
+        await established(c, "gadgets.example.com")
+        body = {"apiVersion": "example.com/v1beta1", "kind": "Gadget", "metadata": {"name": "g"}, "x": 1}
+        resp = await c.post("/apis/example.com/v1beta1/namespaces/default/gadgets", json=body)
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["apiVersion"] == "example.com/v1beta1"
+        v1 = (await c.get("/apis/example.com/v1/namespaces/default/gadgets/g")).json()
+        assert v1["apiVersion"] == "example.com/v1" and v1["x"] == 1
+        stored = await app.storage.get("/registry/example.com/gadgets/default/g")
+        assert json.loads(stored.value)["apiVersion"] == "example.com/v1"
+
+
+async def test_delete_crd_removes_objects(app: kapi.App, c: httpx.AsyncClient) -> None:
+    for name in ("a", "b"):
+        assert (await c.post(WIDGETS, json=widget(name))).status_code == 201
+    resp = await c.delete(f"{CRDS}/widgets.example.com")
+    assert resp.status_code == 200
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2
+    while (await c.get(f"{CRDS}/widgets.example.com")).status_code != 404 and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert (await c.get(f"{CRDS}/widgets.example.com")).status_code == 404
+    assert (await app.storage.list("/registry/example.com/widgets/")).items == []
+    assert (await c.get(WIDGETS)).status_code == 404
+
+
+async def test_name_conflicts(c: httpx.AsyncClient) -> None:
+    builtin = crd("roles", "Role", "rbac.authorization.k8s.io")
+    builtin["metadata"]["annotations"] = {"api-approved.kubernetes.io": "unapproved"}
+    resp = await c.post(CRDS, json=builtin)
+    assert resp.status_code == 422 and resp.json()["details"]["causes"][0]["field"] == "spec.names.plural"
+    clash = crd("gizmos", "Widget")  # the kind Widget is taken in example.com
+    assert (await c.post(CRDS, json=clash)).status_code == 201
+    got = await established(c, "gizmos.example.com", timeout=0.3)
+    conditions = {x["type"]: x for x in got["status"]["conditions"]}
+    assert conditions["NamesAccepted"]["status"] == "False"
+    assert conditions["NamesAccepted"]["reason"] in ("SingularConflict", "KindConflict")
+    assert conditions["Established"]["status"] == "False"
+    assert (await c.get("/apis/example.com/v1/namespaces/default/gizmos")).status_code == 404
+
+
+async def test_invalid_crds(c: httpx.AsyncClient) -> None:
+    bad = crd("things", "Thing")
+    bad["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"] = {}
+    resp = await c.post(CRDS, json=bad)
+    assert resp.status_code == 422
+    fields = [x["field"] for x in resp.json()["details"]["causes"]]
+    assert "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].type" in fields
+    two = crd("things", "Thing")
+    two["spec"]["versions"].append({**two["spec"]["versions"][0], "name": "v2"})
+    assert (await c.post(CRDS, json=two)).status_code == 422
+    nodot = crd("things", "Thing", "example")
+    assert (await c.post(CRDS, json=nodot)).status_code == 422
+
+
+async def test_restart_serves_stored_crds() -> None:
+    from kapi.storage import Storage
+    from tests.conftest import make_app
+
+    first = make_app()
+    await first.startup()
+    store: Storage = first.storage
+    try:
+        async with client_for(first) as c:
+            await c.post(CRDS, json=crd())
+            await established(c, "widgets.example.com")
+            assert (await c.post(WIDGETS, json=widget())).status_code == 201
+        second = kapi.create_app(first.config, storage=store, load_entrypoints=True,
+                                 plugins=[(n, first.pm.get_plugin(n)) for n in ("test-header",)])
+        await second.startup()
+        try:
+            async with client_for(second) as c:
+                items = (await c.get(WIDGETS)).json()["items"]
+                assert [i["metadata"]["name"] for i in items] == ["w1"]
+        finally:
+            await second.shutdown()
+    finally:
+        await first.shutdown()
+
+
+def test_json_path_subset() -> None:
+    assert parse_json_path(".spec.replicas") == ("spec", "replicas")
+    assert parse_json_path(".status.conditions[0].type") == ("status", "conditions", 0, "type")
+    assert parse_json_path("{.metadata.labels['app']}") == ("metadata", "labels", "app")
+    assert parse_json_path(".items[*].x") is None
+
+
+def test_structural_pruning_nested() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "object", "properties": {
+        "b": {"type": "string", "default": "x"}}}}}}
+    obj: dict[str, Any] = {"apiVersion": "v", "kind": "K", "metadata": {"name": "n"}, "a": [{"c": 1}], "z": 2}
+    structural.prune(schema, obj)
+    structural.apply_defaults(schema, obj)
+    assert obj == {"apiVersion": "v", "kind": "K", "metadata": {"name": "n"}, "a": [{"b": "x"}]}
+
+
+async def test_cel_rules(c: httpx.AsyncClient) -> None:
+    rules = {"type": "object", "x-kubernetes-validations": [
+        {"rule": "self.min <= self.max", "message": "min must not exceed max"}],
+        "properties": {"min": {"type": "integer"}, "max": {"type": "integer"},
+                       "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.startsWith('a')"}]}}}
+    versions = [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+        "type": "object", "properties": {"spec": rules}}}}]
+    assert (await c.post(CRDS, json=crd("ranges", "Range", versions=versions))).status_code == 201
+    await established(c, "ranges.example.com")
+    url = "/apis/example.com/v1/namespaces/default/ranges"
+
+    def body(**spec: Any) -> dict[str, Any]:
+        return {"apiVersion": "example.com/v1", "kind": "Range", "metadata": {"name": "r"}, "spec": spec}
+
+    bad = await c.post(url, json=body(min=5, max=1))
+    assert bad.status_code == 422 and bad.json()["details"]["causes"][0]["field"] == "spec"
+    assert "min must not exceed max" in bad.json()["message"]
+    named = await c.post(url, json=body(min=1, max=2, name="b"))
+    assert named.status_code == 422 and "failed rule: self.startsWith('a')" in named.text
+    assert named.json()["details"]["causes"][0]["field"] == "spec.name"
+    assert (await c.post(url, json=body(min=1, max=2, name="abc"))).status_code == 201
+    broken = crd("brokens", "Broken", versions=[{**versions[0], "schema": {"openAPIV3Schema": {
+        "type": "object", "x-kubernetes-validations": [{"rule": "self.x <="}]}}}])
+    resp = await c.post(CRDS, json=broken)
+    assert resp.status_code == 422
+    assert resp.json()["details"]["causes"][0]["field"] == \
+        "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule"
