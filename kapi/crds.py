@@ -203,9 +203,7 @@ class CRDController:
         for rt in getattr(self.app.registry, "custom", ()):
             await self.app.cache.add_prefix(rt.key_prefix(self.app.root))
         for crd, status in plan:
-            if _same_status(crd.get("status") or {}, status):
-                pass
-            else:
+            if not _same_status(crd.get("status") or {}, status):
                 await self._write_status(crd["metadata"]["name"], status)
             if crd["metadata"].get("deletionTimestamp") and CLEANUP_FINALIZER in (crd["metadata"].get("finalizers")
                                                                                   or ()):

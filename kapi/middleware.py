@@ -27,6 +27,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kapi import errors, hooks, requestinfo
+from kapi.drain import BodyDrain
 from kapi.impersonation import Impersonate
 from kapi.tls_ext import client_certificate_from_scope
 from kapi.types import AUTHENTICATED, AuthnRequest, Decision, UserInfo
@@ -62,6 +63,8 @@ class StatusErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        drain = BodyDrain(scope, receive, send)  # keeps the connection usable after an early answer
+        receive, send = drain.receive, drain.send
         started = False
 
         async def tracking_send(message: dict[str, Any]) -> None:

@@ -187,15 +187,18 @@ class Dispatcher:
         ``/registry/GROUP/PLURAL/``); returns its cache. Events from now on are routed to it at
         once; the objects already stored under it are loaded from storage at the current revision
         (keys an event touched meanwhile keep the newer state)."""
-        cache = self.caches.get(prefix)
-        if cache is not None:
-            return cache
+        existing = self.caches.get(prefix)
+        if existing is not None:
+            return existing
         capacity = next(iter(self.caches.values())).capacity if self.caches else 10000
         cache = self.caches[prefix] = ResourceCache(prefix, capacity, window_start=self.revision)
         self._by_first.setdefault(prefix[len(self.root):].split("/", 1)[0], []).append(prefix)
         revision = self.revision
         if revision:
-            page = await self.storage.list(prefix, revision=revision)
+            try:
+                page = await self.storage.list(prefix, revision=revision)
+            except CompactedError:
+                page = await self.storage.list(prefix)
             touched = {event.obj.key for event in cache.window}
             for kv in page.items:
                 if kv.key not in touched and kv.key not in cache.objects:

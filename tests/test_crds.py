@@ -23,6 +23,7 @@ SCHEMA: dict[str, Any] = {
     "properties": {
         "spec": {"type": "object", "required": ["size"], "properties": {
             "size": {"type": "integer", "minimum": 1, "maximum": 10},
+            "replicas": {"type": "integer"},
             "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
             "code": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 8},
             "port": {"x-kubernetes-int-or-string": True},
@@ -39,7 +40,8 @@ SCHEMA: dict[str, Any] = {
 def crd(plural: str = "widgets", kind: str = "Widget", group: str = "example.com", *, scope: str = "Namespaced",
         versions: list[dict[str, Any]] | None = None, **names: Any) -> dict[str, Any]:
     version = {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": copy.deepcopy(SCHEMA)},
-               "subresources": {"status": {}},
+               "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                                                         "statusReplicasPath": ".status.replicas"}},
                "additionalPrinterColumns": [
                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -279,3 +281,12 @@ async def test_cel_rules(c: httpx.AsyncClient) -> None:
     assert resp.status_code == 422
     assert resp.json()["details"]["causes"][0]["field"] == \
         "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule"
+
+
+async def test_scale_subresource(c: httpx.AsyncClient) -> None:
+    assert (await c.post(WIDGETS, json=widget(replicas=2))).status_code == 201
+    scale = (await c.get(f"{WIDGETS}/w1/scale")).json()
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+    scale["spec"]["replicas"] = 5
+    assert (await c.put(f"{WIDGETS}/w1/scale", json=scale)).status_code == 200
+    assert (await c.get(f"{WIDGETS}/w1")).json()["spec"]["replicas"] == 5

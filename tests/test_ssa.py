@@ -48,7 +48,8 @@ def test_field_set_follows_list_types() -> None:
             "metadata": {"finalizers": ["f1"], "labels": {"l": "1"}}}
     got = field_set(spec, POD)
     item = ("f:spec", "f:containers", 'k:{"name":"a"}')
-    assert {item, (*item, "f:image"), (*item, "f:command"), (*item, "f:ports", 'k:{"containerPort":80,"protocol":"TCP"}'),
+    port = 'k:{"containerPort":80,"protocol":"TCP"}'  # the protocol key field defaults to TCP
+    assert {item, (*item, "f:image"), (*item, "f:command"), (*item, "f:ports", port),
             ("f:metadata", "f:finalizers", 'v:"f1"'), ("f:metadata", "f:labels", "f:l"),
             ("f:spec", "f:nodeSelector")} <= got  # nodeSelector is x-kubernetes-map-type: atomic
     assert ("f:spec", "f:containers") not in got  # a map list is not owned whole
@@ -193,7 +194,7 @@ async def test_managed_fields_after_update_and_patch(client: httpx.AsyncClient) 
                                   headers={"content-type": "application/merge-patch+json"})).json()
     owners = entries(patched)
     assert owners[("patcher", "Update")] == {("f:data", "f:a")}
-    assert ("kubectl", "Update") not in owners  # its only field moved to the patcher
+    assert owners[("kubectl", "Update")] == {("f:data",)}  # data.a moved to the patcher
     reset = (await client.patch(f"{CMS}/c", content=b'{"metadata":{"managedFields":[{}]}}',
                                 headers={"content-type": "application/merge-patch+json"})).json()
     assert "managedFields" not in reset["metadata"]
@@ -205,3 +206,19 @@ async def test_status_is_not_owned_through_the_main_resource(client: httpx.Async
     resp = await do_apply(client, f"{DEPLOYS}/d", body, "a")
     assert resp.status_code == 201
     assert not any(p[0] == "f:status" for p in entries(resp.json())[("a", "Apply")])
+
+
+async def test_apply_to_the_status_subresource(client: httpx.AsyncClient) -> None:
+    assert (await do_apply(client, f"{DEPLOYS}/d", deployment([{"name": "app", "image": "nginx"}]), "a")).status_code \
+        == 201
+    status = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+              "status": {"observedGeneration": 1, "replicas": 2}}
+    resp = await do_apply(client, f"{DEPLOYS}/d/status", status, "controller")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["status"]["replicas"] == 2
+    mine = [e for e in body["metadata"]["managedFields"] if e["manager"] == "controller"]
+    assert mine and mine[0]["subresource"] == "status" and mine[0]["operation"] == "Apply"
+    assert decode(mine[0]["fieldsV1"]) == {("f:status", "f:observedGeneration"), ("f:status", "f:replicas")}
+    missing = await do_apply(client, f"{DEPLOYS}/nope/status", {**status, "metadata": {"name": "nope"}}, "c")
+    assert missing.status_code == 404

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import signal
 import socket
 import sys
@@ -97,8 +98,8 @@ def component_kubeconfigs(data_dir: Path, server: str, nodes: list[str], fake: b
                                                                 server=server),
     }
     for node in nodes:
-        wanted[f"kubelet-{node}"] = lambda n=node: component_kubeconfig(ca_cert, ca_key, "kubelet", server=server,
-                                                                        node_name=n)
+        wanted[f"kubelet-{node}"] = functools.partial(component_kubeconfig, ca_cert, ca_key, "kubelet",
+                                                      server=server, node_name=node)
     if fake:
         name, groups = FAKE_IDENTITY
         wanted["kubelet-fake"] = lambda: user_kubeconfig(ca_cert, ca_key, server=server, name=name, groups=groups)
@@ -145,10 +146,18 @@ def lease_held(http: httpx.Client, name: str) -> bool:
 
 
 def ready_nodes(http: httpx.Client) -> set[str]:
+    """Nodes that are Ready and schedulable: no ``not-ready``/``unreachable`` taint left (the node
+    lifecycle controller lifts the one TaintNodesByCondition puts on new nodes)."""
     nodes = _get(http, "/api/v1/nodes") or {"items": []}
-    return {n["metadata"]["name"] for n in nodes["items"]
-            if any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in (n.get("status") or {}).get("conditions") or [])}
+    out = set()
+    for node in nodes["items"]:
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (node.get("status") or {}).get("conditions") or [])
+        tainted = any(t.get("key") in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+                      for t in (node.get("spec") or {}).get("taints") or [])
+        if ready and not tainted:
+            out.add(node["metadata"]["name"])
+    return out
 
 
 class Stopped(Exception):
@@ -187,8 +196,9 @@ def wait_for(what: str, check: Callable[[], bool], *, deadline: float, superviso
 # -- the command -------------------------------------------------------------------------------
 
 
-def controller_manager_flags() -> list[str] | None:
-    """The flags to start ``kapi controller-manager`` with, or None when it is not installed."""
+def controller_manager_flags(data_dir: Path) -> list[str] | None:
+    """The flags to start ``kapi controller-manager`` with (kubeadm's: leader election, one service
+    account per controller, the cluster CA to publish), or None when it is not installed."""
     from kapi.plugins import make_plugin_manager
 
     parser = argparse.ArgumentParser(prog="kapi")
@@ -198,7 +208,8 @@ def controller_manager_flags() -> list[str] | None:
     if command is None:
         return None
     options = {s for action in command._actions for s in action.option_strings}
-    return ["--leader-elect"] if "--leader-elect" in options else []
+    wanted = ["--leader-elect", "--use-service-account-credentials", f"--root-ca-file={data_dir / 'pki' / 'ca.crt'}"]
+    return [flag for flag in wanted if flag.split("=", 1)[0] in options]
 
 
 def _port_free(port: int) -> bool:
@@ -242,7 +253,7 @@ def start_cluster(args: argparse.Namespace, supervisor: Supervisor, stop: Callab
     creds = ensure_default_credentials(data_dir, server=server)
     kubeconfigs = component_kubeconfigs(data_dir, server, nodes, bool(fakes))
     print(f"  ok  certificates and kubeconfigs in {data_dir} ({time.monotonic() - started:.1f}s)", flush=True)
-    cm_flags = controller_manager_flags() if args.controller_manager else None
+    cm_flags = controller_manager_flags(data_dir) if args.controller_manager else None
     supervisor.start("kube-apiserver", _apiserver_argv(args, data_dir, cm_flags is not None), critical=True)
     with admin_http(data_dir, server) as http:
         wait_for(f"kube-apiserver on {server}", lambda: apiserver_ready(http), deadline=deadline,

@@ -102,10 +102,10 @@ def _validate_versions(versions: Any, path: str) -> list[Cause]:
 
 def validate_crd(crd: Obj) -> list[Cause]:
     """``ValidateCustomResourceDefinition`` (the subset described in the module docstring)."""
-    spec = crd.get("spec") if isinstance(crd.get("spec"), dict) else {}
-    meta = crd.get("metadata") or {}
+    spec: Obj = crd["spec"] if isinstance(crd.get("spec"), dict) else {}
+    meta: Obj = crd.get("metadata") or {}
     group = str(spec.get("group") or "")
-    names = spec.get("names") if isinstance(spec.get("names"), dict) else {}
+    names: Obj = spec["names"] if isinstance(spec.get("names"), dict) else {}
     errs: list[Cause] = []
     if not group:
         errs.append(fe.required("spec.group", ""))

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from kapi.errors import Cause
 from kapi.kinds import celrules, structural
 from kapi.kinds.printing import AGE, age
@@ -46,8 +48,6 @@ class PrinterColumn:
         if self.is_date and isinstance(value, str):
             return age({"metadata": {"creationTimestamp": value}})
         if isinstance(value, (dict, list)):
-            import orjson
-
             return orjson.dumps(value).decode()
         return value
 

@@ -34,20 +34,21 @@ _FORBIDDEN_KEYS = ("$ref", "definitions", "dependencies", "patternProperties", "
 _ALLOWED_META = ("name", "generateName")
 
 
-def _children(schema: Schema, path: str) -> Iterator[tuple[Schema, str]]:
+def _children(schema: Schema, path: str) -> Iterator[tuple[Schema, str, bool]]:
+    """(child schema, its path, True when it is inside a logical junctor: allOf/anyOf/oneOf/not)."""
     for name, sub in (schema.get("properties") or {}).items():
-        yield sub, f"{path}.properties[{name}]"
+        yield sub, f"{path}.properties[{name}]", False
     items = schema.get("items")
     if isinstance(items, Mapping):
-        yield items, f"{path}.items"
+        yield items, f"{path}.items", False
     extra = schema.get("additionalProperties")
     if isinstance(extra, Mapping):
-        yield extra, f"{path}.additionalProperties"
+        yield extra, f"{path}.additionalProperties", False
     for key in ("allOf", "anyOf", "oneOf"):
         for i, sub in enumerate(schema.get(key) or ()):
-            yield sub, f"{path}.{key}[{i}]"
+            yield sub, f"{path}.{key}[{i}]", True
     if isinstance(schema.get("not"), Mapping):
-        yield schema["not"], f"{path}.not"
+        yield schema["not"], f"{path}.not", True
 
 
 def schema_errors(schema: Any, path: str) -> list[Cause]:
@@ -94,10 +95,8 @@ def _node_errors(schema: Schema, path: str, *, in_logic: bool) -> list[Cause]:
     pattern = schema.get("pattern")
     if isinstance(pattern, str) and _compile(pattern) is None:
         errs.append(fe.invalid(f"{path}.pattern", pattern, "must be a valid regular expression"))
-    for sub, sub_path in _children(schema, path):
-        logic = in_logic or any(f".{k}[" in sub_path[len(path):] or sub_path[len(path):] == ".not"
-                                for k in ("allOf", "anyOf", "oneOf"))
-        errs.extend(_node_errors(sub, sub_path, in_logic=logic))
+    for sub, sub_path, logic in _children(schema, path):
+        errs.extend(_node_errors(sub, sub_path, in_logic=in_logic or logic))
     return errs
 
 

@@ -29,6 +29,7 @@ from kapi.errors import Cause
 from kapi.rest import body, objects
 from kapi.rest.context import Ctx
 from kapi.schema import SchemaNode
+from kapi.ssa import lastapplied
 
 Obj = dict[str, Any]
 Recorder = Callable[[Obj | None, Obj], None]
@@ -117,13 +118,26 @@ class ServerSideApply:
         self._fields: Any = None
 
     def _apply(self, live: Obj | None) -> Obj:
+        node = schema_node(self.ctx)
+        sub, ignore_status = self.subresource, _ignores_status(self.ctx, self.subresource)
+
+        def run(force: bool) -> Obj:
+            return ssa.apply(live, self.applied, manager=self.manager, force=force,
+                             api_version=self.ctx.rt.group_version, node=node, subresource=sub,
+                             ignore_status=ignore_status)
+
         try:
-            merged = ssa.apply(live, self.applied, manager=self.manager, force=self.force,
-                               api_version=self.ctx.rt.group_version, node=schema_node(self.ctx),
-                               subresource=self.subresource,
-                               ignore_status=_ignores_status(self.ctx, self.subresource))
+            merged = run(self.force)
         except ssa.ApplyConflict as err:
-            raise conflict_error(err) from None
+            # kubectl taking over from its own client-side apply: conflicts on last-applied fields are forced
+            allowed = lastapplied.allowed_conflicts(live, node, subresource=sub, ignore_status=ignore_status) \
+                if lastapplied.eases(self.manager) else set()
+            remaining = [c for c in err.conflicts if c.path not in allowed]
+            if remaining:
+                raise conflict_error(ssa.ApplyConflict(remaining)) from None
+            merged = run(True)
+        if lastapplied.eases(self.manager):
+            lastapplied.sync_annotation(merged, self.applied)
         self._fields = merged["metadata"].get("managedFields")
         return merged
 

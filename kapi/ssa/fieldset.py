@@ -173,7 +173,8 @@ def _diff(old: Any, new: Any, node: SchemaNode | None, changed: Trie, removed: T
                 leaf = _fill(value, child, sub)
                 _put(changed, "f:" + key, sub, _added_member(value, child, key in declared, leaf))
             elif old[key] != value:
-                sub, gone = {}, {}
+                sub = {}
+                gone: Trie = {}
                 leaf = _diff(old[key], value, child, sub, gone)
                 _put(changed, "f:" + key, sub, leaf)
                 _put(removed, "f:" + key, gone, False)

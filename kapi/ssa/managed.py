@@ -202,7 +202,7 @@ def apply(live: Obj | None, applied: Obj, *, manager: str, force: bool, api_vers
     base: Obj = live if live is not None else {}
     old_view = view(base)
     raw_entries = (base.get("metadata") or {}).get("managedFields")
-    entries = [Entry.from_dict(e) for e in raw_entries] if _well_formed(raw_entries) else []
+    entries = [Entry.from_dict(e) for e in raw_entries or ()] if _well_formed(raw_entries) else []
     if live is not None and not entries and old_view:
         entries = [Entry(BEFORE_FIRST_APPLY, UPDATE, api_version, "", subresource, field_set(old_view, node))]
     key = (manager, APPLY, subresource)

@@ -59,6 +59,25 @@ def start_cluster(data_dir: Path, nodes: int, extra: list[str]) -> subprocess.Po
     return proc
 
 
+def cpu_seconds(parent: int) -> dict[str, float]:
+    """CPU time used so far by each component process of ``kapi up`` (children of ``parent``)."""
+    import os
+
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    children = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "kube-apiserver" if any(b"apiserver" in a for a in argv) else next(
+            (a.decode() for a in argv if a in (b"scheduler", b"kubelet", b"controller-manager")), "?")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -148,7 +167,10 @@ def main() -> int:
         data_dir = Path(tmp)
         proc = start_cluster(data_dir, args.nodes, args.apiserver_arg)
         try:
+            before = cpu_seconds(proc.pid)
             result = asyncio.run(measure(data_dir / "admin.kubeconfig", args.pods, args.concurrency, args.rate))
+            after = cpu_seconds(proc.pid)
+            result["cpu_seconds"] = {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
@@ -159,6 +181,7 @@ def main() -> int:
           f"p99 {latency['p99'] * 1000:7.0f} ms  max {latency['max'] * 1000:7.0f} ms")
     print(f"create -> scheduled p50 {binding['p50'] * 1000:7.0f} ms  p99 {binding['p99'] * 1000:7.0f} ms")
     print(f"scheduler {result['scheduler_pods_per_s']:.0f} pods/s, creates {result['create_pods_per_s']:.0f} pods/s")
+    print("CPU seconds during the run: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(result["cpu_seconds"].items())))
     out = REPO / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "pod-startup.json").write_text(json.dumps(result, indent=2))

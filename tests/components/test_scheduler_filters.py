@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kapi.components.scheduler import podaffinity
-from kapi.components.scheduler.algorithm import NO_NODES, find_node, fit_error_message
+from kapi.components.scheduler.algorithm import NO_NODES, find_node, fit_error_message, nodes_to_find
 from kapi.components.scheduler.cache import SchedulerCache
 from kapi.components.scheduler.filters import Cycle, run_filters
 from kapi.components.scheduler.matching import node_selector_term_matches, requirement_matches, tolerates
@@ -236,3 +236,19 @@ def test_find_node_is_deterministic_with_a_seeded_rng() -> None:
     cache = cache_with(node("a"), node("b"))
     first = find_node(PodInfo.of(pod("p")), cache, random.Random(1)).node
     assert first == find_node(PodInfo.of(pod("p")), cache, random.Random(1)).node
+
+
+@pytest.mark.parametrize(("total", "wanted"), [(3, 3), (99, 99), (100, 100), (500, 230), (1000, 420),
+                                               (5000, 500), (10000, 500)])
+def test_nodes_to_find(total: int, wanted: int) -> None:
+    assert nodes_to_find(total) == wanted
+
+
+def test_filtering_stops_early_and_rotates() -> None:
+    cache = cache_with(*(node(f"n{i:03d}") for i in range(300)))
+    first = find_node(PodInfo.of(pod("p")), cache, random.Random(0))
+    assert first.feasible == nodes_to_find(300) == 144 and cache.next_start == 144
+    find_node(PodInfo.of(pod("q")), cache, random.Random(0))
+    assert cache.next_start == 288
+    decision = find_node(PodInfo.of(pod("big", cpu="64")), cache)
+    assert decision.message == "0/300 nodes are available: 300 Insufficient cpu."

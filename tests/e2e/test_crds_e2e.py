@@ -113,3 +113,10 @@ def test_status_subresource_with_custom_objects_api(crd: Kubectl, k8s) -> None: 
     listed = api.list_namespaced_custom_object("e2e.example.com", "v1", "default", "crontabs")
     assert "py" in [i["metadata"]["name"] for i in listed["items"]]
     api.delete_namespaced_custom_object("e2e.example.com", "v1", "default", "crontabs", "py")
+
+
+def test_delete_crd_removes_objects(crd: Kubectl) -> None:
+    crd("delete", "crd", "crontabs.e2e.example.com", "--timeout=20s")
+    assert "crontabs.e2e.example.com" not in crd("get", "crds", "-o", "name")
+    result = crd.run("get", "crontabs", "-n", "default", check=False)
+    assert result.returncode != 0

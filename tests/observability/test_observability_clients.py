@@ -34,8 +34,8 @@ def test_kubectl_reads_metrics_and_traces(kapi_kubeconfig: Path) -> None:
     assert 'authentication_attempts{result="success"}' in metrics
     traces = json.loads(kubectl(kapi_kubeconfig, "get", "--raw", "/debug/kapi/traces?limit=2"))
     assert len(traces["items"]) == 2
-    listing = next(t for t in json.loads(kubectl(kapi_kubeconfig, "get", "--raw", "/debug/kapi/traces?limit=50"))
-                   ["items"] if t["path"] == "/api/v1/namespaces")
+    items = json.loads(kubectl(kapi_kubeconfig, "get", "--raw", "/debug/kapi/traces?limit=50"))["items"]
+    listing = next(t for t in items if t["path"] == "/api/v1/namespaces")  # finished long before this request
     assert listing["user"] == "kubernetes-admin"
     assert listing["steps"][0] == {**listing["steps"][0], "stage": "authenticate", "plugin": "authn_x509",
                                    "outcome": "recognised"}
@@ -115,14 +115,25 @@ class TestAuditWithKubectl:
                                         "data": {"color": "blue"}}))
         kubectl(kapi_kubeconfig, "apply", "-f", str(manifest))
         kubectl(kapi_kubeconfig, "get", "namespaces")
-        events = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
-        created = next(e for e in events if e["verb"] in ("create", "patch")
-                       and e.get("objectRef", {}).get("name") == "audited")
+
+        def read_events() -> list[dict[str, Any]]:
+            return [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
+
+        def is_create(e: dict[str, Any]) -> bool:
+            return e["verb"] == "create" and e.get("objectRef", {}).get("name") == "audited"
+
+        def is_list(e: dict[str, Any]) -> bool:
+            return e["verb"] == "list" and e["objectRef"]["resource"] == "namespaces"
+
+        # ResponseComplete is written once the response is sent: the client can be faster than the log
+        wait_until(lambda: any(map(is_create, read_events())) and any(map(is_list, read_events())), timeout=5)
+        events = read_events()
+        created = next(filter(is_create, events))
         assert created["user"]["username"] == "kubernetes-admin"
         assert created["userAgent"].startswith("kubectl/")
         assert created["requestObject"]["data"] == {"color": "blue"}
         assert created["responseObject"]["metadata"]["name"] == "audited"
         assert created["annotations"]["kapi.io/trace-authenticator"] == "authn_x509"
-        listed = next(e for e in events if e["verb"] == "list" and e["objectRef"]["resource"] == "namespaces")
+        listed = next(filter(is_list, events))
         assert listed["level"] == "Metadata" and "responseObject" not in listed
         assert not any(e["requestURI"].startswith(("/api?", "/openapi")) for e in events)

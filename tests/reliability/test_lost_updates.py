@@ -62,6 +62,7 @@ def test_sqlite(tmp_path: Path, rounds: int) -> None:
         server.stop()
 
 
+@pytest.mark.slow  # the two-server test below covers etcd in the default run
 @pytest.mark.parametrize("rounds", ROUNDS)
 def test_etcd(tmp_path: Path, etcd: EtcdCluster, rounds: int) -> None:
     server = start_server(tmp_path / "one", *etcd_flags(etcd))

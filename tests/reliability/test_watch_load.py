@@ -10,7 +10,7 @@ import resource
 
 import pytest
 
-from kapi.watchcache import CacheEvent, Dispatcher, Watcher, WatcherOverflow
+from kapi.watchcache import Dispatcher, Watcher, WatcherOverflow
 from kapi_plugins.storage_memory import MemoryStorage
 
 PREFIX = "/registry/configmaps/"
@@ -73,7 +73,3 @@ async def test_thousand_watches_and_a_fast_writer() -> None:
         await asyncio.gather(*readers, return_exceptions=True)
         await dispatcher.stop()
 
-
-def test_event_objects_are_shared() -> None:
-    """Every watcher queues the same CacheEvent object: memory per event is paid once, not per watcher."""
-    assert CacheEvent.__slots__  # slotted, shared by reference

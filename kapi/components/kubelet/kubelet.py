@@ -8,6 +8,7 @@ Workers are keyed by pod UID: a pod deleted and re-created under the same name g
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -59,9 +60,9 @@ class Kubelet:
         self.workers[uid] = worker
         self.by_key[key] = worker
         task = self._spawn(worker.run(), f"pod {key}")
-        task.add_done_callback(lambda _t, w=worker: self._forget(w))
+        task.add_done_callback(functools.partial(self._forget, worker))
 
-    def _forget(self, worker: PodWorker) -> None:
+    def _forget(self, worker: PodWorker, _task: object = None) -> None:
         self.workers.pop(worker.uid, None)
         if self.by_key.get(worker.key) is worker:
             del self.by_key[worker.key]
@@ -83,9 +84,11 @@ class Kubelet:
         self._spawn(self.agent.heartbeat(), f"heartbeat {self.name}")
 
     async def close(self, *, stop_containers: bool = True) -> None:
-        """Stop heartbeats and workers; with ``stop_containers`` the containers are killed."""
-        if stop_containers:
-            await asyncio.gather(*(w.kill() for w in list(self.workers.values())), return_exceptions=True)
+        """Stop heartbeats and pod workers (no restarts, no more status reports); with
+        ``stop_containers`` their containers are stopped too."""
+        workers = list(self.workers.values())
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if stop_containers:
+            await asyncio.gather(*(w.kill() for w in workers), return_exceptions=True)

@@ -100,6 +100,7 @@ class PodWorker:
         self._needs_report = False
         self._reporter: asyncio.Task[None] | None = None
         self._last_sent: Obj | None = None
+        self._closed = False  # kubelet shutdown: no more reports
         self.done = asyncio.Event()
 
     # -- inputs ------------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class PodWorker:
     def dirty(self) -> None:
         """Something changed: make sure the latest status gets reported."""
         self._needs_report = True
-        if self._reporter is None or self._reporter.done():
+        if not self._closed and (self._reporter is None or self._reporter.done()):
             self._reporter = asyncio.create_task(self._report_loop())
 
     async def _report_loop(self) -> None:
@@ -249,8 +250,7 @@ class PodWorker:
 
     async def _lifecycle(self) -> None:
         self.pod_ip = await self.node.runtime.run_sandbox(self.pod)
-        self.sandbox_ready = True
-        self.dirty()
+        self.sandbox_ready = True  # reported with the first container change: one patch when starts are quick
         policy = str(self.spec.get("restartPolicy") or "Always")
         supervisors: list[asyncio.Task[bool]] = []
         try:
@@ -295,24 +295,37 @@ class PodWorker:
                 log.warning("pod %s: final delete failed: %s", self.key, exc)
 
     async def run(self) -> None:
-        """The whole life; returns after the pod was stopped and deleted (or removed)."""
+        """The whole life; returns after the pod was stopped and deleted (or removed). Cancelling
+        it (kubelet shutdown) leaves the containers to ``kill()``."""
+        body: asyncio.Task[None] | None = None
         try:
             phase = (self.pod.get("status") or {}).get("phase")
             if phase not in ("Succeeded", "Failed") and not self._terminate.is_set():
                 body = asyncio.create_task(self._lifecycle())
                 stop = asyncio.create_task(self._terminate.wait())
-                await asyncio.wait({body, stop}, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await asyncio.wait({body, stop}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stop.cancel()
                 if body.done() and not body.cancelled() and body.exception() is not None:
                     log.error("pod %s: %r", self.key, body.exception())
                 body.cancel()
-                stop.cancel()
-                await asyncio.gather(body, stop, return_exceptions=True)
+                await asyncio.gather(body, return_exceptions=True)
                 self.dirty()
             await self._terminate.wait()
             await self._finish()
         finally:
+            if body is not None and not body.done():
+                body.cancel()
+                await asyncio.gather(body, return_exceptions=True)
             self.done.set()
 
     async def kill(self) -> None:
-        """Stop the containers now (kubelet shutdown); the pod object stays."""
+        """Kubelet shutdown, after ``run()`` was cancelled: stop the containers, report nothing
+        more (the pod object stays; a new kubelet takes it over)."""
+        if self._reporter is not None:
+            self._reporter.cancel()
+            await asyncio.gather(self._reporter, return_exceptions=True)
+        self._needs_report = False
+        self._closed = True
         await self._stop_all(0)

@@ -31,6 +31,7 @@ class SchedulerCache:
         self._placement: dict[str, str] = {}  # pod key -> node name
         self._anti_affine: set[str] = set()  # keys of placed pods with required anti-affinity
         self.assumed: set[str] = set()
+        self.next_start = 0  # where the next filtering pass starts (see algorithm.find_node)
 
     # -- nodes -----------------------------------------------------------------------------------
 

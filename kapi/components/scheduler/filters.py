@@ -42,6 +42,7 @@ class Cycle:
     tolerations: list[Obj] = field(default_factory=list)
     ports: list[tuple[str, str, int]] = field(default_factory=list)
     affinity: podaffinity.AffinityState | None = None
+    shares: dict[str, tuple[float, float]] = field(default_factory=dict)  # scoring's cache, per node
 
     @classmethod
     def of(cls, pod: PodInfo, affinity: podaffinity.AffinityState | None = None) -> Cycle:

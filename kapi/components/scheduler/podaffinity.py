@@ -140,8 +140,8 @@ def prepare(pod: PodInfo, nodes: Iterable[NodeInfo], anti_affine_pods: Iterable[
 
 def fits(state: AffinityState, node: NodeInfo) -> str:
     """The failure reason for ``node``, or ``""`` when the node satisfies every required rule."""
-    for domain in state.existing_anti_counts:
-        if node.labels.get(domain[0]) == domain[1]:
+    for key, value in state.existing_anti_counts:
+        if node.labels.get(key) == value:
             return EXISTING_ANTI_AFFINITY_REASON
     for term in state.anti_affinity:
         domain = _domain(node, term.topology_key)
@@ -151,8 +151,8 @@ def fits(state: AffinityState, node: NodeInfo) -> str:
         if not state.affinity_counts and state.self_affine:
             return ""
         for term in state.affinity:
-            domain = _domain(node, term.topology_key)
-            if domain is None or state.affinity_counts.get(domain, 0) <= 0:
+            wanted = _domain(node, term.topology_key)
+            if wanted is None or state.affinity_counts.get(wanted, 0) <= 0:
                 return AFFINITY_REASON
     return ""
 

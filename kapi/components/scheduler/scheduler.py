@@ -148,8 +148,8 @@ class Scheduler:
 
     async def _report_unschedulable(self, pod: Obj, message: str) -> None:
         meta = pod["metadata"]
-        current = next((c for c in (pod.get("status") or {}).get("conditions") or []
-                        if c.get("type") == "PodScheduled"), {})
+        current: Obj = next((c for c in (pod.get("status") or {}).get("conditions") or []
+                             if c.get("type") == "PodScheduled"), {})
         if current.get("status") == "False" and current.get("message") == message:
             return  # already reported; do not write again on every retry
         log.info("pod %s is unschedulable: %s", pod_key(pod), message)

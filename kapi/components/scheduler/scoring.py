@@ -26,20 +26,25 @@ Scorer = Callable[[Cycle, NodeInfo], float]
 Normaliser = Callable[[list[float]], list[float]]
 
 
-def _shares(cycle: Cycle, node: NodeInfo) -> list[float]:
-    """Requested / allocatable for cpu and memory with the pod placed (1.0 when over or unknown)."""
-    shares = []
+def _shares(cycle: Cycle, node: NodeInfo) -> tuple[float, float]:
+    """Requested / allocatable for cpu and memory with the pod placed (1.0 when over or unknown);
+    computed once per node and attempt (two scorers use it)."""
+    cached = cycle.shares.get(node.name)
+    if cached is not None:
+        return cached
+    out = []
     for index, name in ((0, CPU), (1, MEMORY)):
         allocatable = node.allocatable.get(name, 0)
         requested = node.non_zero[index] + cycle.pod.non_zero[index]
-        shares.append(1.0 if allocatable <= 0 else min(1.0, requested / allocatable))
+        out.append(1.0 if allocatable <= 0 else min(1.0, requested / allocatable))
+    shares = cycle.shares[node.name] = (out[0], out[1])
     return shares
 
 
 def least_allocated(cycle: Cycle, node: NodeInfo) -> float:
     """Prefer the emptier node."""
-    shares = _shares(cycle, node)
-    return sum((1.0 - s) * MAX_SCORE for s in shares) / len(shares)
+    cpu, memory = _shares(cycle, node)
+    return ((1.0 - cpu) + (1.0 - memory)) * MAX_SCORE / 2
 
 
 def balanced_allocation(cycle: Cycle, node: NodeInfo) -> float:
@@ -86,19 +91,42 @@ def min_max(scores: list[float]) -> list[float]:
     return [(s - low) * MAX_SCORE / (high - low) for s in scores] if high > low else [0.0] * len(scores)
 
 
-SCORERS: tuple[tuple[str, int, Scorer, Normaliser], ...] = (
-    ("NodeResourcesFit", 1, least_allocated, as_is),
-    ("NodeResourcesBalancedAllocation", 1, balanced_allocation, as_is),
-    ("NodeAffinity", 2, preferred_node_affinity, by_max),
-    ("TaintToleration", 3, intolerable_prefer_no_schedule, reverse_by_max),
-    ("InterPodAffinity", 2, preferred_pod_affinity, min_max),
+def _always(cycle: Cycle, nodes: Sequence[NodeInfo]) -> bool:
+    return True
+
+
+def _has_preferred_node_affinity(cycle: Cycle, nodes: Sequence[NodeInfo]) -> bool:
+    return bool(cycle.preferred_affinity)
+
+
+def _has_prefer_no_schedule_taints(cycle: Cycle, nodes: Sequence[NodeInfo]) -> bool:
+    return any(t.get("effect") == "PreferNoSchedule" for n in nodes for t in ((n.node or {}).get("spec") or {}).get(
+        "taints") or ())
+
+
+def _has_pod_affinity(cycle: Cycle, nodes: Sequence[NodeInfo]) -> bool:
+    return cycle.affinity is not None and bool(cycle.affinity.preferred)
+
+
+Applies = Callable[[Cycle, Sequence[NodeInfo]], bool]
+
+#: (plugin, weight, raw scorer, normaliser, whether it can tell nodes apart for this attempt)
+SCORERS: tuple[tuple[str, int, Scorer, Normaliser, Applies], ...] = (
+    ("NodeResourcesFit", 1, least_allocated, as_is, _always),
+    ("NodeResourcesBalancedAllocation", 1, balanced_allocation, as_is, _always),
+    ("NodeAffinity", 2, preferred_node_affinity, by_max, _has_preferred_node_affinity),
+    ("TaintToleration", 3, intolerable_prefer_no_schedule, reverse_by_max, _has_prefer_no_schedule_taints),
+    ("InterPodAffinity", 2, preferred_pod_affinity, min_max, _has_pod_affinity),
 )
 
 
 def score_nodes(cycle: Cycle, nodes: Sequence[NodeInfo]) -> list[float]:
-    """The weighted total score of each node, in order."""
+    """The weighted total score of each node, in order. A plugin that would give every node the
+    same score this time is skipped (it cannot change the ranking)."""
     totals = [0.0] * len(nodes)
-    for _name, weight, scorer, normalise in SCORERS:
+    for _name, weight, scorer, normalise, applies in SCORERS:
+        if not applies(cycle, nodes):
+            continue
         for index, value in enumerate(normalise([scorer(cycle, node) for node in nodes])):
             totals[index] += weight * value
     return totals
