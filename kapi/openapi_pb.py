@@ -81,7 +81,11 @@ def _scalar(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         if math.isfinite(value):
-            return repr(value)
+            text = repr(value)
+            if "e" in text:  # YAML 1.1 floats need a dot in the mantissa: 5e-324 -> 5.0e-324
+                mantissa, exponent = text.split("e")
+                text = f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
+            return text
         return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     text = str(value)
     if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:

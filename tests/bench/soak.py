@@ -77,7 +77,9 @@ async def watcher(http: httpx.AsyncClient, stats: Stats, stop: float) -> None:
             async with http.stream("GET", NS_PATH, params={"watch": "1", "timeoutSeconds": "60"},
                                    timeout=httpx.Timeout(10, read=90)) as resp:
                 async for line in resp.aiter_lines():
-                    if line.strip():
+                    if '"type":"ERROR"' in line:  # e.g. dropped for not keeping up: it reconnects
+                        stats.errors["watch: ERROR event"] += 1
+                    elif line.strip():
                         stats.watch_events += 1
                     if time.monotonic() >= stop:
                         return

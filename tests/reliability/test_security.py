@@ -166,6 +166,7 @@ def test_private_keys_are_0600(live: Server) -> None:
         assert stat.S_IMODE(key.stat().st_mode) & 0o077 == 0, (key, oct(key.stat().st_mode))
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the very versions under test are deprecated
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1])
 def test_old_tls_is_refused(live: Server, version: ssl.TLSVersion) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
