@@ -97,7 +97,8 @@ def add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     storage.add_argument("--etcd-cafile", default="")
     storage.add_argument("--etcd-certfile", default="")
     storage.add_argument("--etcd-keyfile", default="")
-    storage.add_argument("--watch-cache-size", type=int, default=10000, help="events kept per resource for watches")
+    storage.add_argument("--watch-cache-size", type=int, default=1000, help="recent events kept in memory per "
+                         "resource for watches (older resourceVersions are replayed from storage)")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--max-requests-inflight", type=int, default=400)
     limits.add_argument("--max-mutating-requests-inflight", type=int, default=200)

@@ -55,7 +55,7 @@ class Config:
     etcd_cafile: str = ""
     etcd_certfile: str = ""
     etcd_keyfile: str = ""
-    watch_cache_size: int = 10000
+    watch_cache_size: int = 1000
     # limits
     max_requests_inflight: int = 400
     max_mutating_requests_inflight: int = 200

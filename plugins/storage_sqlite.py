@@ -44,7 +44,7 @@ Options (``config.plugin_options["storage_sqlite"]``, or ``--plugin-option stora
 ``maintenance_interval``    1.0        seconds between TTL sweeps and compaction checks
 ``retention_seconds``       300        keep at least this much history ...
 ``retention_revisions``     10000      ... and at least this many revisions
-``watch_window``            10000      recent events kept in memory for late-starting watches
+``watch_window``            1000       recent events kept in memory for late-starting watches
 ``watch_queue``             10000      undelivered events per watch before it falls back to
                                        re-reading from where it was (bounded memory)
 ``readers``                 1          reader threads (connections)
@@ -689,7 +689,7 @@ class SQLiteStorage:
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL", poll_interval: float = 0.15,
                  maintenance_interval: float = 1.0, retention_seconds: float = 300.0,
-                 retention_revisions: int = 10000, watch_window: int = 10000, watch_queue: int = 10000,
+                 retention_revisions: int = 10000, watch_window: int = 1000, watch_queue: int = 10000,
                  readers: int = 1) -> None:
         synchronous = synchronous.upper()
         if synchronous not in _SYNCHRONOUS:

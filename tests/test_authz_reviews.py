@@ -143,7 +143,7 @@ async def test_rules_review_of_always_allow_lists_everything() -> None:
 
 
 async def test_rules_review_without_rules_for_is_incomplete() -> None:
-    from kapi import Decision, RequestAttributes, hookimpl
+    from kapi import Decision, hookimpl
 
     class Opaque:
         @hookimpl
