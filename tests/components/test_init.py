@@ -52,7 +52,7 @@ def test_kapi_init_writes_manifests_units_and_credentials(tmp_path: Path, capsys
     assert "--advertise-address=10.0.0.7" in command and "--authorization-mode=Node,RBAC" in command
     assert "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt" in command
     assert "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt" in command
-    assert "--watch-cache-size=10000" in command, "defaults are effective options too"
+    assert "--watch-cache-size=1000" in command, "defaults are effective options too"
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert manifest["metadata"]["namespace"] == "kube-system" and manifest["spec"]["hostNetwork"] is True
     unit = (root / "etc/systemd/system/kapi-apiserver.service").read_text()
