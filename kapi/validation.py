@@ -425,7 +425,7 @@ _LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanu
 
 
 def max_len_error(length: int) -> str:
-    return f"must be no more than {length} bytes"
+    return f"must be no more than {length} characters"
 
 
 def regex_error(message: str, fmt: str, *examples: str) -> str:
@@ -487,7 +487,7 @@ def qualified_name_errors(value: str) -> list[str]:
         else:
             errs.extend("prefix part " + msg for msg in dns1123_subdomain_errors(prefix))
     else:
-        return ["a valid label key " + regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name",
+        return ["a qualified name " + regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name",
                                                    "123-abc")
                 + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
     if not name:

@@ -289,7 +289,7 @@ def meta(**fields: Any) -> dict[str, Any]:
     (meta(name="x", generation=-1), False,
      ["metadata.generation: Invalid value: -1: must be greater than or equal to 0"]),
     (meta(name="x" * 254), False,
-     [f'metadata.name: Invalid value: "{"x" * 254}": must be no more than 253 bytes']),
+     [f'metadata.name: Invalid value: "{"x" * 254}": must be no more than 253 characters']),
     (meta(name="x", labels={"bad key": "v"}), False,
      ['metadata.labels: Invalid value: "bad key": name part must consist of alphanumeric characters, \'-\', \'_\' '
       "or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', "
@@ -303,7 +303,7 @@ def meta(**fields: Any) -> dict[str, Any]:
     (meta(name="x", annotations={"a": "x" * (256 * 1024)}), False,
      ["metadata.annotations: Too long: must have at most 262144 bytes"]),
     (meta(name="x", finalizers=["kubernetes.io/pvc-protection", "bad/fin/alizer"]), False,
-     ["metadata.finalizers: Invalid value: \"bad/fin/alizer\": a valid label key must consist of alphanumeric "
+     ["metadata.finalizers: Invalid value: \"bad/fin/alizer\": a qualified name must consist of alphanumeric "
       "characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or "
       "'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an "
       "optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]),
@@ -366,5 +366,5 @@ def test_helpers(check: Callable[[str], bool], value: str, valid: bool) -> None:
 def test_helper_messages() -> None:
     assert dns1123_label_errors("a.b") == ["must not contain dots"]
     assert qualified_name_errors("/x") == ["prefix part must be non-empty"]
-    assert qualified_name_errors("x" * 64) == ["name part must be no more than 63 bytes"]
-    assert label_value_errors("x" * 64) == ["must be no more than 63 bytes"]
+    assert qualified_name_errors("x" * 64) == ["name part must be no more than 63 characters"]
+    assert label_value_errors("x" * 64) == ["must be no more than 63 characters"]

@@ -9,6 +9,18 @@ from __future__ import annotations
 import ipaddress
 import re
 
+# the generic name and label rules live in kapi.validation; this module re-exports them under the
+# names kube's apimachinery uses (IsDNS1123Label -> is_dns1123_label) and adds the kind-specific ones
+from kapi.validation import dns1035_label_errors as is_dns1035_label
+from kapi.validation import dns1123_label_errors as is_dns1123_label
+from kapi.validation import dns1123_subdomain_errors as is_dns1123_subdomain
+from kapi.validation import label_value_errors as is_label_value
+from kapi.validation import max_len_error, regex_error
+from kapi.validation import qualified_name_errors as is_qualified_name
+
+__reexported__ = (is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_label_value, is_qualified_name,
+                  max_len_error, regex_error)
+
 DNS1123_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN_FMT = DNS1123_LABEL_FMT + "(\\." + DNS1123_LABEL_FMT + ")*"
 QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
@@ -34,16 +46,8 @@ _QUALIFIED_NAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.'
                        "alphanumeric character")
 
 
-def regex_error(msg: str, fmt: str, *examples: str) -> str:
-    """Go's ``RegexError``: the message, examples and the regular expression."""
-    if not examples:
-        return f"{msg} (regex used for validation is '{fmt}')"
-    shown = " or ".join(f"'{e}', " for e in examples)
-    return f"{msg} (e.g. {shown}regex used for validation is '{fmt}')"
 
 
-def max_len_error(length: int) -> str:
-    return f"must be no more than {length} characters"
 
 
 EMPTY_ERROR = "must be non-empty"
@@ -57,81 +61,14 @@ DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
 _DNS1035_LABEL = re.compile(f"^{DNS1035_LABEL_FMT}$")
 
 
-def is_dns1123_label(value: str) -> list[str]:
-    """``IsDNS1123Label``: lowercase RFC 1123 label (namespace names, container names...)."""
-    errs = []
-    if len(value) > DNS1123_LABEL_MAX:
-        errs.append(max_len_error(DNS1123_LABEL_MAX))
-    if not _DNS1123_LABEL.match(value):
-        if _DNS1123_SUBDOMAIN.match(value):
-            errs.append("must not contain dots")
-        else:
-            errs.append(regex_error("a lowercase RFC 1123 label must consist of lower case alphanumeric characters "
-                                    "or '-', and must start and end with an alphanumeric character",
-                                    DNS1123_LABEL_FMT, "my-name", "123-abc"))
-    return errs
 
 
-def is_dns1035_label(value: str) -> list[str]:
-    """``IsDNS1035Label``: like an RFC 1123 label but starting with a letter (service names)."""
-    errs = []
-    if len(value) > DNS1123_LABEL_MAX:
-        errs.append(max_len_error(DNS1123_LABEL_MAX))
-    if not _DNS1035_LABEL.match(value):
-        errs.append(regex_error("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start "
-                                "with an alphabetic character, and end with an alphanumeric character",
-                                DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
 
 
-def is_dns1123_subdomain(value: str) -> list[str]:
-    """``IsDNS1123Subdomain``: lowercase RFC 1123 subdomain (most object names)."""
-    errs = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        errs.append(max_len_error(DNS1123_SUBDOMAIN_MAX))
-    if not _DNS1123_SUBDOMAIN.match(value):
-        errs.append(regex_error("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-                                "'-' or '.', and must start and end with an alphanumeric character",
-                                DNS1123_SUBDOMAIN_FMT, "example.com"))
-    return errs
 
 
-def is_qualified_name(value: str) -> list[str]:
-    """``IsQualifiedName``: ``[prefix/]name`` as used by label keys, annotation keys, finalizers."""
-    errs: list[str] = []
-    parts = value.split("/")
-    if len(parts) == 1:
-        name = parts[0]
-    elif len(parts) == 2:
-        prefix, name = parts
-        if not prefix:
-            errs.append("prefix part " + EMPTY_ERROR)
-        else:
-            errs.extend("prefix part " + msg for msg in is_dns1123_subdomain(prefix))
-    else:
-        return ["a qualified name " + regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name",
-                                                  "123-abc")
-                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
-    if not name:
-        errs.append("name part " + EMPTY_ERROR)
-    elif len(name) > QUALIFIED_NAME_MAX:
-        errs.append("name part " + max_len_error(QUALIFIED_NAME_MAX))
-    if not _QUALIFIED_NAME.match(name):
-        errs.append("name part " + regex_error(_QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, "MyName", "my.name",
-                                               "123-abc"))
-    return errs
 
 
-def is_label_value(value: str) -> list[str]:
-    """``IsValidLabelValue``: empty, or up to 63 alphanumerics with ``-_.`` inside."""
-    errs = []
-    if len(value) > LABEL_VALUE_MAX:
-        errs.append(max_len_error(LABEL_VALUE_MAX))
-    if not _LABEL_VALUE.match(value):
-        errs.append(regex_error("a valid label must be an empty string or consist of alphanumeric characters, '-', "
-                                "'_' or '.', and must start and end with an alphanumeric character",
-                                LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
-    return errs
 
 
 def is_config_map_key(value: str) -> list[str]:
