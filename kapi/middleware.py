@@ -3,7 +3,8 @@
 Order, outermost first (like ``DefaultBuildHandlerChain``):
 
 0. ``Telemetry``     - audit ID, the request's trace, metrics (``kapi.observability.middleware``).
-1. ``StatusErrors``  - any ``APIError`` becomes a Status response; anything else a 500 Status.
+1. ``StatusErrors``  - any ``APIError`` becomes a Status response, an unavailable store a 503, a
+                       compacted revision a 410; anything else a 500 Status.
    plugin middleware at position ``outer`` (``kapi_middleware`` hook)
 2. ``Authenticate``  - request info, then the authenticator chain: 401 or a ``UserInfo``.
    ``Impersonate``   - ``Impersonate-*`` headers, each authorized: 403, or the request continues
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kapi import errors, hooks, requestinfo
 from kapi.drain import BodyDrain
 from kapi.impersonation import Impersonate
+from kapi.storage import CompactedError, UnavailableError
 from kapi.tls_ext import client_certificate_from_scope
 from kapi.types import AUTHENTICATED, AuthnRequest, Decision, UserInfo
 
@@ -78,6 +80,15 @@ class StatusErrors:
         except errors.APIError as err:
             if not started:
                 await send_status(send, err)
+        except UnavailableError as exc:
+            log.warning("storage unavailable serving %s %s: %s", scope.get("method"), scope.get("path"), exc)
+            if not started:
+                await send_status(send, errors.APIError(
+                    503, "ServiceUnavailable", "the storage backend is unavailable or timed out; the request may or "
+                    "may not have been applied - retry", retry_after=1))
+        except CompactedError as exc:
+            if not started:
+                await send_status(send, errors.gone(f"too old resource version: {exc.requested} ({exc.compacted})"))
         except Exception:
             log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
             if not started:

@@ -224,6 +224,14 @@ class EtcdCluster:
         member.start(member.argv(self.binary, self.pki, self._initial_cluster(), "existing"))
         self.wait_healthy([member], timeout)
 
+    def restart_all(self, timeout: float = START_TIMEOUT) -> None:
+        """Start every member again on its data directory (after a total outage) and wait until all
+        are healthy (one member alone has no quorum, so they must come back together)."""
+        for member in self.members:
+            member.stop()
+            member.start(member.argv(self.binary, self.pki, self._initial_cluster(), "existing"))
+        self.wait_healthy(self.members, timeout)
+
     def wait_healthy(self, members: list[EtcdMember], timeout: float) -> None:
         """Poll each member's ``/health`` (with a client certificate) until all say healthy."""
         context = self.pki.ssl_context()
