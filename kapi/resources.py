@@ -86,6 +86,11 @@ class Strategy:
         if status is None:
             obj.pop("status", None)
 
+    def unknown_fields(self, obj: Obj) -> list[str]:
+        """Remove the fields the kind does not declare and return their paths (custom resources are
+        pruned this way; built-in kinds report unknown fields through schema validation instead)."""
+        return []
+
     def default(self, obj: Obj) -> None:
         """Fill defaults as kube-apiserver's defaulters do, so stored objects look the same."""
 

@@ -290,3 +290,28 @@ async def test_scale_subresource(c: httpx.AsyncClient) -> None:
     scale["spec"]["replicas"] = 5
     assert (await c.put(f"{WIDGETS}/w1/scale", json=scale)).status_code == 200
     assert (await c.get(f"{WIDGETS}/w1")).json()["spec"]["replicas"] == 5
+
+
+async def test_unknown_fields_follow_field_validation(c: httpx.AsyncClient) -> None:
+    strict = await c.post(f"{WIDGETS}?fieldValidation=Strict", json=widget("s1", bogus=1))
+    assert strict.status_code == 400
+    assert 'strict decoding error: unknown field "spec.bogus"' in strict.json()["message"]
+    assert (await c.get(f"{WIDGETS}/s1")).status_code == 404
+    warn = await c.post(f"{WIDGETS}?fieldValidation=Warn", json=widget("s2", bogus=1))
+    assert warn.status_code == 201 and 'unknown field \\"spec.bogus\\"' in warn.headers["warning"]
+    assert "bogus" not in warn.json()["spec"]
+    ignored = await c.post(f"{WIDGETS}?fieldValidation=Ignore", json=widget("s3", bogus=1))
+    assert ignored.status_code == 201 and "warning" not in ignored.headers
+
+
+async def test_server_side_apply_on_custom_objects(c: httpx.AsyncClient) -> None:
+    apply = {"content-type": "application/apply-patch+yaml"}
+    body = json.dumps(widget("ssa", size=2))
+    first = await c.patch(f"{WIDGETS}/ssa?fieldManager=alice", content=body, headers=apply)
+    assert first.status_code == 201, first.text
+    assert {m["manager"] for m in first.json()["metadata"]["managedFields"]} == {"alice"}
+    other = json.dumps(widget("ssa", size=5))
+    conflict = await c.patch(f"{WIDGETS}/ssa?fieldManager=bob", content=other, headers=apply)
+    assert conflict.status_code == 409 and "spec.size" in conflict.text
+    forced = await c.patch(f"{WIDGETS}/ssa?fieldManager=bob&force=true", content=other, headers=apply)
+    assert forced.status_code == 200 and forced.json()["spec"]["size"] == 5

@@ -129,6 +129,11 @@ class CustomStrategy(Strategy):
         if self.has_status:
             obj.pop("status", None)
 
+    def unknown_fields(self, obj: Obj) -> list[str]:
+        removed: list[str] = []
+        structural.prune(self.schema, obj, removed=removed)
+        return removed
+
     def default(self, obj: Obj) -> None:
         structural.prune(self.schema, obj)
         structural.apply_defaults(self.schema, obj)

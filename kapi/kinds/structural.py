@@ -245,9 +245,11 @@ def _check_object(schema: Schema, value: dict[str, Any], path: str, errs: list[C
 # pruning and defaulting
 
 
-def prune(schema: Schema, obj: Any, *, root: bool = True) -> None:
+def prune(schema: Schema, obj: Any, *, root: bool = True, path: str = "",
+          removed: list[str] | None = None) -> None:
     """Drop the fields of ``obj`` that ``schema`` does not declare (kube's pruning), in place. The
-    root's apiVersion/kind/metadata and embedded resources' ones are kept."""
+    root's apiVersion/kind/metadata and embedded resources' ones are kept. The paths of the dropped
+    fields (``spec.foo``) are appended to ``removed`` when given (for ``fieldValidation``)."""
     if isinstance(obj, dict):
         if schema.get(PRESERVE) and not schema.get("properties") and not isinstance(
                 schema.get("additionalProperties"), Mapping):
@@ -261,16 +263,19 @@ def prune(schema: Schema, obj: Any, *, root: bool = True) -> None:
             sub = props.get(name)
             if sub is None and isinstance(extra, Mapping):
                 sub = extra
+            child = f"{path}.{name}" if path else str(name)
             if sub is None:
                 if not schema.get(PRESERVE) and extra is not True:
                     del obj[name]
+                    if removed is not None:
+                        removed.append(child)
                 continue
-            prune(sub, obj[name], root=False)
+            prune(sub, obj[name], root=False, path=child, removed=removed)
     elif isinstance(obj, list):
         items = schema.get("items")
         if isinstance(items, Mapping):
-            for item in obj:
-                prune(items, item, root=False)
+            for index, item in enumerate(obj):
+                prune(items, item, root=False, path=f"{path}[{index}]", removed=removed)
 
 
 def apply_defaults(schema: Schema, obj: Any) -> None:

@@ -80,6 +80,20 @@ def field_validation(ctx: Ctx) -> str:
     return value
 
 
+def prune_unknown(ctx: Ctx, obj: Obj) -> list[str]:
+    """Drop fields a pruning kind (custom resources) does not declare, before defaulting: a 400 under
+    ``fieldValidation=Strict`` (kubectl's default), warnings under Warn, silence under Ignore."""
+    unknown = ctx.rt.strategy.unknown_fields(obj)
+    if not unknown:
+        return []
+    mode = field_validation(ctx)
+    if mode == "Strict":
+        rt = ctx.rt
+        raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict '
+                                 "decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
+    return [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []
+
+
 def validate(ctx: Ctx, obj: Obj, old: Obj | None) -> list[str]:
     """Validate ``obj`` (an update when ``old`` is given). Returns warnings for the Warning header.
 

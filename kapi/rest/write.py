@@ -69,11 +69,12 @@ async def create(ctx: Ctx, obj: Obj | None = None, record: fieldmanager.Recorder
         meta["generation"] = 1
     # kube-apiserver's order: defaulting, mutating admission, then the strategy's PrepareForCreate
     # (so e.g. a pod's QoS class sees the limits LimitRanger filled in)
+    pruned = admit.prune_unknown(ctx, obj)
     rt.strategy.default(obj)
     obj = await admit.mutate(ctx, Operation.CREATE, obj, None, dry_run=dry_run)
     rt.strategy.prepare_for_create(obj)
     (record or fieldmanager.recorder(ctx))(None, obj)  # metadata.managedFields
-    warnings = admit.validate(ctx, obj, None)
+    warnings = pruned + admit.validate(ctx, obj, None)
     name = obj["metadata"]["name"]
     warnings += await admit.validate_admission(ctx, Operation.CREATE, obj, None, name=name, dry_run=dry_run)
     if dry_run:
@@ -144,6 +145,7 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
             new["metadata"] = {**old_meta}
         else:
             rt.strategy.prepare_for_update(new, old)
+        pruned = admit.prune_unknown(ctx, new)
         rt.strategy.default(new)
         new = await admit.mutate(ctx, Operation.UPDATE, new, old, subresource=subresource, dry_run=dry_run)
         if rt.strategy.has_status and subresource != "status" and objects.spec_changed(new, old):
@@ -151,7 +153,7 @@ async def guaranteed_update(ctx: Ctx, mutation: Mutation, *, subresource: str = 
         # a binding changes only spec.nodeName and a condition: the pod-update rules do not apply
         if subresource != "binding":
             (record or fieldmanager.recorder(ctx, subresource))(old, new)  # metadata.managedFields
-        warnings = admit.validate(ctx, new, old) if subresource != "binding" else []
+        warnings = pruned + (admit.validate(ctx, new, old) if subresource != "binding" else [])
         warnings += await admit.validate_admission(ctx, Operation.UPDATE, new, old, name=ctx.name,
                                                    subresource=subresource, dry_run=dry_run)
         if new == old or dry_run:

@@ -77,6 +77,14 @@ def test_invalid_object_is_rejected(crd: Kubectl) -> None:
     assert result.returncode != 0 and "spec.cronSpec" in result.stderr
 
 
+def test_typo_in_a_field_is_refused_like_kube(crd: Kubectl) -> None:
+    """kubectl asks for fieldValidation=Strict: an undeclared field is an error, not silently pruned."""
+    typo = CRONTAB.format(name="typo", spec="0 1 * * *").replace("image: busybox", "imgae: busybox")
+    result = crd.run("apply", "-f", "-", input=typo, check=False)
+    assert result.returncode != 0 and 'unknown field "spec.imgae"' in result.stderr, result.stderr
+    assert crd.run("get", "crontab", "typo", "-n", "default", check=False).returncode != 0
+
+
 def test_explain(crd: Kubectl) -> None:
     out = crd("explain", "crontabs.spec")
     assert "cronSpec" in out and "The cron schedule." in out
