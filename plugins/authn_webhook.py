@@ -36,23 +36,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import hashlib
 import logging
-import re
-import ssl
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import yaml
 
-from kapi import AuthenticationError, AuthnRequest, UserInfo, hookimpl
+from kapi import AuthenticationError, AuthnRequest, UserInfo, hookimpl, webhookconfig
 
 if TYPE_CHECKING:
     from kapi import App
@@ -64,124 +57,21 @@ DEFAULT_CACHE_SIZE = 4096
 DEFAULT_TIMEOUT = 10.0
 RETRY_DELAY = 0.5
 VERSIONS = {"v1": "authentication.k8s.io/v1", "v1beta1": "authentication.k8s.io/v1beta1"}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
 
 log = logging.getLogger(__name__)
 
 
-class WebhookConfigError(ValueError):
-    """The webhook configuration cannot be used; the message names the file and the field."""
-
-
-def duration_seconds(value: Any) -> float:
-    """Seconds from a number, a digit string or a Go duration (``2m``, ``1m30s``).
-
-    :raises ValueError: anything else.
-    """
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r}: use e.g. 120, 90s, 2m or 1h")
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    return sum(float(n) * scale[u] for n, u in parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# the kubeconfig
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how to call the webhook."""
-
-    server: str
-    tls: ssl.SSLContext
-    bearer: str = ""
-
-
-def _named(config: Mapping[str, Any], kind: str, name: str | None) -> dict[str, Any]:
-    entries = [e for e in config.get(kind) or [] if isinstance(e, dict)]
-    chosen = next((e for e in entries if e.get("name") == name), None) if name else None
-    if chosen is None and entries:
-        chosen = entries[0]
-    key = kind[:-1]
-    return chosen.get(key) or {} if chosen is not None else {}
-
-
-def _material(section: Mapping[str, Any], name: str, base: Path, source: str) -> bytes | None:
-    """The bytes of ``name-data`` (base64) or of the file ``name``, or None when neither is set."""
-    data = section.get(f"{name}-data")
-    if data:
-        try:
-            return base64.b64decode(str(data), validate=True)
-        except binascii.Error:
-            raise WebhookConfigError(f"{source}: {name}-data is not valid base64") from None
-    path = section.get(name)
-    if not path:
-        return None
-    try:
-        return (base / str(path)).read_bytes()
-    except OSError as exc:
-        raise WebhookConfigError(f"{source}: {name} {str(path)!r} cannot be read: {exc.strerror}") from None
-
-
-def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path, source: str) -> ssl.SSLContext:
-    ca = _material(cluster, "certificate-authority", base, source)
-    try:
-        context = ssl.create_default_context(cadata=ca.decode() if ca else None)
-    except (ssl.SSLError, UnicodeDecodeError):
-        raise WebhookConfigError(f"{source}: the certificate authority is not a PEM certificate") from None
-    if cluster.get("insecure-skip-tls-verify"):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    cert = _material(user, "client-certificate", base, source)
-    key = _material(user, "client-key", base, source)
-    if bool(cert) != bool(key):
-        raise WebhookConfigError(f"{source}: client-certificate and client-key go together")
-    if cert and key:
-        # ssl loads a certificate chain only from files: stage them privately, just for the load
-        with tempfile.TemporaryDirectory() as folder:
-            cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-            cert_path.write_bytes(cert)
-            key_path.touch(mode=0o600)
-            key_path.write_bytes(key)
-            try:
-                context.load_cert_chain(cert_path, key_path)
-            except ssl.SSLError:
-                raise WebhookConfigError(f"{source}: the client certificate and key cannot be loaded "
-                                         f"(not PEM, or they do not belong together)") from None
-    return context
+WebhookConfigError = webhookconfig.WebhookConfigError
+Target = webhookconfig.Target
+duration_seconds = webhookconfig.duration_seconds
 
 
 def load_target(path: str) -> Target:
-    """Read the webhook kubeconfig at ``path``. :raises WebhookConfigError: unusable."""
-    source = f"--authentication-token-webhook-config-file {path!r}"
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise WebhookConfigError(f"{source} cannot be read: {exc.strerror}") from None
-    except yaml.YAMLError:
-        raise WebhookConfigError(f"{source} is not valid YAML") from None
-    if not isinstance(config, dict):
-        raise WebhookConfigError(f"{source} is not a kubeconfig")
-    context = _named(config, "contexts", config.get("current-context"))
-    cluster = _named(config, "clusters", context.get("cluster"))
-    user = _named(config, "users", context.get("user"))
-    server = str(cluster.get("server") or "")
-    if not server.startswith("https://"):
-        raise WebhookConfigError(f"{source}: the cluster's server must be an https URL")
-    base = Path(path).parent
-    bearer = str(user.get("token") or "")
-    if not bearer and user.get("tokenFile"):
-        token_file = _material({"token": user["tokenFile"]}, "token", base, source)
-        bearer = (token_file or b"").decode().strip()
-    return Target(server, _tls(cluster, user, base, source), bearer)
+    """The webhook's URL, TLS context and bearer token from its kubeconfig file.
+
+    :raises WebhookConfigError: unreadable file, no https server, or unusable credentials.
+    """
+    return webhookconfig.load_target(path, "--authentication-token-webhook-config-file")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,24 +36,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import binascii
 import logging
-import os
-import re
-import ssl
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
-import yaml
 
-from kapi import APIError, Decision, RequestAttributes, UserInfo, hookimpl
+from kapi import APIError, Decision, RequestAttributes, UserInfo, hookimpl, webhookconfig
 
 if TYPE_CHECKING:
     from kapi import App
@@ -66,124 +58,21 @@ DEFAULT_UNAUTHORIZED_TTL = 30.0
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CACHE_SIZE = 10000
 RETRY_DELAY = 0.5
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 log = logging.getLogger(__name__)
 
 
-class WebhookConfigError(ValueError):
-    """The webhook configuration cannot be used; the message names the file or option."""
-
-
-def duration_seconds(value: Any) -> float:
-    """Seconds from a number, a digit string or a Go duration (``5m``, ``1m30s``, ``250ms``).
-
-    :raises ValueError: anything else.
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + unit for n, unit in parts) != text:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
-    return sum(float(n) * _UNIT[unit] for n, unit in parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# kubeconfig -> target
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how to call the webhook."""
-
-    server: str
-    tls: ssl.SSLContext
-    token: str = ""
-
-
-def _named(config: Mapping[str, Any], kind: str, name: str | None) -> dict[str, Any]:
-    entries = [e for e in config.get(f"{kind}s") or () if isinstance(e, Mapping)]
-    chosen = next((e for e in entries if e.get("name") == name), None) if name else None
-    chosen = chosen or (entries[0] if entries else None)
-    body = chosen.get(kind) if chosen is not None else None
-    return dict(body) if isinstance(body, Mapping) else {}
-
-
-def _material(section: Mapping[str, Any], name: str, base: Path, source: str) -> bytes | None:
-    data = section.get(f"{name}-data")
-    if data:
-        try:
-            return base64.b64decode(str(data), validate=True)
-        except (binascii.Error, ValueError):
-            raise WebhookConfigError(f"{source}: {name}-data is not valid base64") from None
-    path = section.get(name)
-    if not path:
-        return None
-    full = Path(str(path)) if Path(str(path)).is_absolute() else base / str(path)
-    try:
-        return full.read_bytes()
-    except OSError as exc:
-        raise WebhookConfigError(f"{source}: cannot read {name} {full}: {exc.strerror or exc}") from None
-
-
-def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path, source: str) -> ssl.SSLContext:
-    ca = _material(cluster, "certificate-authority", base, source)
-    try:
-        context = ssl.create_default_context(cadata=ca.decode() if ca else None)
-    except (ssl.SSLError, UnicodeDecodeError):
-        raise WebhookConfigError(f"{source}: certificate-authority is not a PEM CA bundle") from None
-    if cluster.get("insecure-skip-tls-verify"):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    cert = _material(user, "client-certificate", base, source)
-    key = _material(user, "client-key", base, source)
-    if bool(cert) != bool(key):
-        raise WebhookConfigError(f"{source}: client-certificate and client-key go together")
-    if cert and key:
-        # the ssl module loads a certificate chain only from files: stage them privately, just for the load
-        with tempfile.TemporaryDirectory(prefix="kapi-authz-webhook-") as tmp:
-            cert_file, key_file = Path(tmp) / "client.crt", Path(tmp) / "client.key"
-            cert_file.write_bytes(cert)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(key)
-            try:
-                context.load_cert_chain(cert_file, key_file)
-            except ssl.SSLError:
-                raise WebhookConfigError(f"{source}: client-certificate and client-key do not load") from None
-    return context
+WebhookConfigError = webhookconfig.WebhookConfigError
+Target = webhookconfig.Target
+duration_seconds = webhookconfig.duration_seconds
 
 
 def load_target(path: str) -> Target:
-    """The webhook's URL, TLS context and token from a kubeconfig file.
+    """The webhook's URL, TLS context and bearer token from its kubeconfig file.
 
     :raises WebhookConfigError: unreadable file, no https server, or unusable credentials.
     """
-    source = f"authorization webhook config {path}"
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise WebhookConfigError(f"cannot read the {source}: {exc}") from None
-    if not isinstance(config, Mapping):
-        raise WebhookConfigError(f"{source}: not a kubeconfig")
-    context_name = config.get("current-context")
-    context = _named(config, "context", str(context_name) if context_name else None)
-    cluster = _named(config, "cluster", context.get("cluster"))
-    user = _named(config, "user", context.get("user"))
-    server = str(cluster.get("server") or "")
-    if not server.startswith("https://"):
-        raise WebhookConfigError(f"{source}: the cluster needs an https:// server")
-    base = Path(path).resolve().parent
-    token = str(user.get("token") or "")
-    if not token and user.get("tokenFile"):
-        token = (_material({"t": user["tokenFile"]}, "t", base, source) or b"").decode().strip()
-    return Target(server=server, tls=_tls(cluster, user, base, source), token=token)
+    return webhookconfig.load_target(path, "authorization webhook config")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,8 +152,8 @@ async def call_webhook(state: State, spec: Mapping[str, Any]) -> Decision | None
     """POST one review (one retry after a failure). :raises APIError: 500 when it cannot be had."""
     body = orjson.dumps({"apiVersion": VERSIONS[state.version], "kind": "SubjectAccessReview", "spec": spec})
     headers = {"content-type": "application/json", "accept": "application/json"}
-    if state.target.token:
-        headers["authorization"] = f"Bearer {state.target.token}"
+    if state.target.bearer:
+        headers["authorization"] = f"Bearer {state.target.bearer}"
     problem = ""
     for attempt in range(2):
         if attempt:
