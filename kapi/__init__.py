@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kapi import webhookconfig
 from kapi.config import Config
+from kapi.durations import parse_duration
 from kapi.errors import AdmissionDenied, APIError, AuthenticationError, Cause
 from kapi.hookspecs import hookimpl
 from kapi.storage import (
@@ -58,7 +59,7 @@ __all__ = [
     "Cause", "ClientCertificate", "CompactedError", "Config", "ConflictError", "Decision", "EventType",
     "KeyExistsError", "KeyNotFoundError", "KeyValue", "ListResult", "Operation", "RequestAttributes",
     "Storage", "StorageError", "StorageEvent", "TLSFiles", "UnavailableError", "UserInfo", "create_app", "hookimpl",
-    "request_attributes", "request_trace", "serve", "trace_note", "webhookconfig",
+    "parse_duration", "request_attributes", "request_trace", "serve", "trace_note", "webhookconfig",
 ]
 
 _LAZY = {"App": "kapi.app", "create_app": "kapi.app", "serve": "kapi.server", "TLSFiles": "kapi.server",

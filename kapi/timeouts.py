@@ -10,30 +10,13 @@ response already started, its connection is closed. Watches end after ``timeoutS
 from __future__ import annotations
 
 import asyncio
-import re
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kapi import errors
+from kapi.durations import parse_duration
 from kapi.requestinfo import RequestInfo
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds of a Go duration (``1m30s``, ``500ms``, ``32s``) or a plain number of seconds.
-    Raises ``ValueError`` for anything else."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r} (e.g. 60s, 1m0s, 500ms)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 def is_long_running(info: RequestInfo, query: bytes) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 import ssl
 import tempfile
 from collections.abc import Mapping
@@ -22,30 +21,15 @@ from typing import Any
 
 import yaml
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
-_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+from kapi.durations import parse_duration as duration_seconds
+
+__all__ = ["Target", "WebhookConfigError", "duration_seconds", "load_target"]
 
 
 class WebhookConfigError(ValueError):
     """The webhook configuration cannot be used; the message names the file or option."""
 
 
-def duration_seconds(value: Any) -> float:
-    """Seconds from a number, a digit string or a Go duration (``5m``, ``1m30s``, ``250ms``).
-
-    :raises ValueError: anything else.
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + unit for n, unit in parts) != text:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
-    return sum(float(n) * _UNIT[unit] for n, unit in parts)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,7 +58,6 @@ import functools
 import ipaddress
 import logging
 import math
-import re
 import socket
 import time
 import weakref
@@ -84,6 +83,7 @@ from kapi import (
     StorageEvent,
     UnavailableError,
     hookimpl,
+    parse_duration,
 )
 
 ALIASES = ("etcd3", "etcd")
@@ -97,8 +97,6 @@ _HEALTH_TIMEOUT = 2.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
 _MAX_INT32 = 2**31 - 1
 _UTF8, _RAW = "utf-8", "surrogateescape"  # keys: UTF-8 text; foreign non-UTF-8 bytes round-trip
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @functools.cache
@@ -128,14 +126,6 @@ def _lib() -> SimpleNamespace:
 # configuration helpers (pure)
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration (``5m``, ``1h30m``, ``90s``, ``0``) or a bare number of seconds."""
-    value = text.strip()
-    with contextlib.suppress(ValueError):
-        return float(value)
-    if not value or _DURATION.sub("", value):
-        raise ValueError(f"invalid duration {text!r} (examples: 5m, 1h30m, 300s, 0)")
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(value))
 
 
 def prefix_end(prefix: bytes) -> bytes:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import base64
 import logging
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,25 +28,13 @@ from typing import Any
 
 from kapi.components.controllers.framework import ControllerOptions
 from kapi.components.controllers.manager import CONTROLLERS, run_controllers, select_controllers, service_accounts
+from kapi.durations import parse_duration
 
 log = logging.getLogger("kapi.controllers")
 
 LEASE_NAME = "kube-controller-manager"
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> float:
-    """A Go duration (``1m30s``) or a number of seconds, in seconds. :raises ValueError:"""
-    value = text.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"invalid duration {text!r} (examples: 40s, 1m30s, 500ms)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 def _duration(text: str) -> float:
