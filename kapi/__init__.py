@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kapi import webhookconfig
+from kapi import storagekit, webhookconfig
 from kapi.config import Config
 from kapi.durations import parse_duration
 from kapi.errors import AdmissionDenied, APIError, AuthenticationError, Cause
@@ -59,7 +59,7 @@ __all__ = [
     "Cause", "ClientCertificate", "CompactedError", "Config", "ConflictError", "Decision", "EventType",
     "KeyExistsError", "KeyNotFoundError", "KeyValue", "ListResult", "Operation", "RequestAttributes",
     "Storage", "StorageError", "StorageEvent", "TLSFiles", "UnavailableError", "UserInfo", "create_app", "hookimpl",
-    "parse_duration", "request_attributes", "request_trace", "serve", "trace_note", "webhookconfig",
+    "parse_duration", "request_attributes", "request_trace", "serve", "storagekit", "trace_note", "webhookconfig",
 ]
 
 _LAZY = {"App": "kapi.app", "create_app": "kapi.app", "serve": "kapi.server", "TLSFiles": "kapi.server",

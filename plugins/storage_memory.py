@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections import deque
 from collections.abc import Mapping
 from operator import attrgetter
 from typing import Any
@@ -50,6 +49,7 @@ from kapi import (
     StorageEvent,
     UnavailableError,
     hookimpl,
+    storagekit,
 )
 
 ALIASES = ("memory",)
@@ -270,81 +270,24 @@ class MemoryStorage:
             raise UnavailableError("storage_memory: the store is closed")
 
 
-class _MemoryWatch:
-    """One watch: an async iterator of events, fed by the store's writes.
+class _MemoryWatch(storagekit.QueuedWatch):
+    """One watch: replays the history after its revision (on first iteration), then receives live
+    events; past ``queue_limit`` undelivered events it replays again (``kapi.storagekit``)."""
 
-    Starts by replaying the history after its revision (on first iteration), then receives live
-    events. When more than ``queue_limit`` events wait undelivered, it drops them and replays
-    the history again from the last event it delivered.
-    """
-
-    __slots__ = ("_closed", "_delivered", "_live", "_pending", "_queue_limit", "_store", "_waiter", "prefix")
+    __slots__ = ("_store",)
 
     def __init__(self, store: MemoryStorage, prefix: str, revision: int, queue_limit: int) -> None:
+        super().__init__(prefix, revision, queue_limit)
         self._store = store
-        self.prefix = prefix
-        self._delivered = revision
-        self._queue_limit = queue_limit
-        self._pending: deque[StorageEvent] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._live = False
-        self._closed = False
 
-    def __aiter__(self) -> _MemoryWatch:
-        return self
+    def _store_closed(self) -> bool:
+        return self._store.closed
 
-    async def __anext__(self) -> StorageEvent:
-        while True:
-            if self._pending:
-                event = self._pending.popleft()
-                self._delivered = event.kv.revision
-                return event
-            if self._closed:
-                raise StopAsyncIteration
-            if self._store.closed:
-                self.close()
-                continue
-            if not self._live:
-                try:
-                    self._pending.extend(self._store._attach(self, self._delivered))
-                except CompactedError:
-                    self.close()
-                    raise
-                self._live = True
-                continue
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+    async def _resume(self) -> None:
+        self.go_live(self._store._attach(self, self._delivered))
 
-    def push(self, event: StorageEvent) -> None:
-        """Queue a live event (called by the store for every write under the prefix)."""
-        if not self._live or event.kv.revision <= self._delivered:
-            return
-        if len(self._pending) >= self._queue_limit:
-            self._pending.clear()
-            self._live = False  # replay from history on the next __anext__
-        else:
-            self._pending.append(event)
-        self._wake()
-
-    def close(self) -> None:
-        """Stop the watch: pending and future iterations end."""
-        if self._closed:
-            return
-        self._closed = True
-        self._pending.clear()
+    def _detach(self) -> None:
         self._store._detach(self)
-        self._wake()
-
-    async def aclose(self) -> None:
-        """Stop the watch (the async-iterator way)."""
-        self.close()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
 
 @hookimpl

@@ -84,6 +84,7 @@ from kapi import (
     StorageEvent,
     UnavailableError,
     hookimpl,
+    storagekit,
 )
 
 ALIASES = ("sqlite",)
@@ -572,108 +573,24 @@ class _Hub:
                 watch.close()
 
 
-class _SQLiteWatch:
-    """One watch: an async iterator of events after a revision.
+class _SQLiteWatch(storagekit.QueuedWatch):
+    """One watch: catches up from the log table (pages) until its position reaches the hub's
+    window, then takes the window's events and goes live (``kapi.storagekit``)."""
 
-    It catches up from the log table (pages) until its position reaches the hub's window, then
-    takes the window's events and goes live. ``position``: every matching event up to it is
-    delivered or queued. A watch more than ``queue_limit`` events behind drops its queue and
-    catches up again from the last event it delivered.
-    """
-
-    __slots__ = ("_closed", "_delivered", "_live", "_pending", "_queue_limit", "_store", "_waiter",
-                 "position", "prefix")
+    __slots__ = ("_store",)
 
     def __init__(self, store: SQLiteStorage, prefix: str, revision: int, queue_limit: int) -> None:
+        super().__init__(prefix, revision, queue_limit)
         self._store = store
-        self.prefix = prefix
-        self.position = revision
-        self._delivered = revision
-        self._queue_limit = queue_limit
-        self._pending: deque[StorageEvent] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._live = False
-        self._closed = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
+    def _store_closed(self) -> bool:
+        return self._store.closed
 
-    def __aiter__(self) -> _SQLiteWatch:
-        return self
+    async def _resume(self) -> None:
+        await self._store._catch_up(self)
 
-    async def __anext__(self) -> StorageEvent:
-        while True:
-            if self._pending:
-                event = self._pending.popleft()
-                self._delivered = event.kv.revision
-                return event
-            if self._closed:
-                raise StopAsyncIteration
-            if self._store.closed:
-                self.close()
-                continue
-            if not self._live:
-                try:
-                    await self._store._catch_up(self)
-                except CompactedError:
-                    self.close()
-                    raise
-                except UnavailableError:
-                    if not self._store.closed:
-                        raise
-                continue
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    def extend(self, events: list[StorageEvent], through: int) -> None:
-        """Queue caught-up events (skipping any at or below the position); advance to ``through``."""
-        for event in events:
-            if event.kv.revision > self.position:
-                self._pending.append(event)
-                self.position = event.kv.revision
-        self.position = max(self.position, through)
-
-    def go_live(self, missed: list[StorageEvent]) -> None:
-        self.extend(missed, 0)
-        self._live = True
-
-    def push(self, event: StorageEvent) -> None:
-        """Queue a live event (the hub calls this for every event under the prefix)."""
-        if not self._live or event.kv.revision <= self.position:
-            return
-        if len(self._pending) >= self._queue_limit:
-            self._pending.clear()
-            self.position = self._delivered
-            self._live = False  # catch up again on the next __anext__
-        else:
-            self._pending.append(event)
-            self.position = event.kv.revision
-        self._wake()
-
-    def close(self) -> None:
-        """Stop the watch: pending and future iterations end."""
-        if self._closed:
-            return
-        self._closed = True
-        self._pending.clear()
+    def _detach(self) -> None:
         self._store._hub.detach(self)
-        self._wake()
-
-    async def aclose(self) -> None:
-        """Stop the watch (the async-iterator way)."""
-        self.close()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-
-# ---------------------------------------------------------------------------------------------
-# the store
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
