@@ -52,12 +52,18 @@ class TLSFiles:
     client_ca_file: str = ""
 
 
-def hypercorn_config(bind: list[str], tls: TLSFiles | None) -> HypercornConfig:
-    """hypercorn settings for an API server."""
+HEADER_TIMEOUT = 30.0
+
+
+def hypercorn_config(bind: list[str], tls: TLSFiles | None, *,
+                     header_timeout: float = HEADER_TIMEOUT) -> HypercornConfig:
+    """hypercorn settings for an API server. ``header_timeout`` bounds both an idle keep-alive
+    connection and the time from connecting (or finishing the previous response) to the end of a
+    request's headers (kube-apiserver: ReadHeaderTimeout 32 s); hypercorn's idle timer covers both."""
     cfg = HypercornConfig()
     cfg.bind = bind
     cfg.keep_alive_max_requests = 1_000_000_000
-    cfg.keep_alive_timeout = 30  # also bounds a client that never finishes its request headers
+    cfg.keep_alive_timeout = header_timeout
     cfg.h2_max_concurrent_streams = 1000
     cfg.graceful_timeout = 2
     cfg.accesslog = None
@@ -138,7 +144,8 @@ def _warn_without_cert_authenticator(app: App) -> None:
 async def serve(app: App | Any, *, host: str = "127.0.0.1", port: int = 6443, tls: TLSFiles | None = None,
                 shutdown_trigger: Callable[[], Awaitable[Any]] | None = None, sockets: list[str] | None = None,
                 ready: Callable[[], None] | None = None, credentials_dir: str | Path | None = None,
-                url_path: str = "", on_listening: Callable[[Listening], None] | None = None) -> None:
+                url_path: str = "", on_listening: Callable[[Listening], None] | None = None,
+                header_timeout: float = HEADER_TIMEOUT) -> None:
     """Serve ``app`` in the running loop until ``shutdown_trigger`` completes (or forever).
 
     :param app: a ``kapi.App``, or any ASGI app (e.g. a Starlette app that mounts ``App.asgi()``).
@@ -153,6 +160,8 @@ async def serve(app: App | Any, *, host: str = "127.0.0.1", port: int = 6443, tl
     :param ready: called once the app's startup finished and the server accepts connections.
     :param on_listening: called with a ``Listening`` (URL, port, kubeconfig) at the same moment.
     :param shutdown_trigger: an awaitable factory; serving stops (gracefully) when it completes.
+    :param header_timeout: seconds a connection may stay idle, or take to send a request's headers,
+        before it is closed (a slowloris client dripping header bytes is cut off after this).
     """
     tls_ext.install()
     h2_fix.install()
@@ -180,7 +189,8 @@ async def serve(app: App | Any, *, host: str = "127.0.0.1", port: int = 6443, tl
         if ready is not None or on_listening is not None:
             asgi = _ReadyOnStartup(asgi, announce)
         trigger = shutdown_trigger or (lambda: asyncio.Future())
-        await hypercorn_serve(asgi, hypercorn_config(sockets, tls), shutdown_trigger=trigger)  # type: ignore[arg-type]
+        config = hypercorn_config(sockets, tls, header_timeout=header_timeout)
+        await hypercorn_serve(asgi, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
     finally:
         if sock is not None:
             sock.close()

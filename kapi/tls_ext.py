@@ -18,7 +18,11 @@ How: hypercorn creates one ``TCPServer`` per connection, looked up at call time 
 ``TCPServer`` of ``hypercorn.asyncio.run``, from ``worker_serve``, which both the ``hypercorn``
 command and the embedding API ``hypercorn.asyncio.serve`` use. ``install`` replaces that global
 with a subclass that reads the peer certificate once per connection and wraps the connection's
-app so each scope gets a copy of the extension dict. Pinned to hypercorn 0.18 (it touches
+app so each scope gets a copy of the extension dict. The same subclass bounds how long a connection
+closed for idleness may linger: hypercorn's idle close (``keep_alive_timeout``, which also bounds
+the time a client may take to send a request's headers) sends TLS ``close_notify`` and then waits
+up to 30 s for the peer's, reading and discarding whatever a slowloris client keeps dripping; the
+transport is aborted ``CLOSE_GRACE`` seconds after the close instead. Pinned to hypercorn 0.18 (it touches
 internals; another version gets a warning). Call ``install()`` in every process that serves,
 before serving: with ``workers > 1`` hypercorn spawns fresh interpreters, so call it where the
 app is built. The trio worker is not covered.
@@ -40,6 +44,7 @@ from kapi.types import ClientCertificate
 
 TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 SUPPORTED_HYPERCORN = "0.18."
+CLOSE_GRACE = 1.0
 
 
 class _TLSScopeApp:
@@ -78,13 +83,25 @@ def tls_extension(ssl_object: ssl.SSLObject) -> dict[str, Any]:
 
 
 class TLSInfoTCPServer(TCPServer):
-    """hypercorn's per-connection server, plus the ASGI tls extension in every scope."""
+    """hypercorn's per-connection server, plus the ASGI tls extension in every scope, and an idle
+    close that cannot be held open by the peer."""
 
     async def run(self) -> None:
         ssl_object = self.writer.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.app = _TLSScopeApp(self.app, tls_extension(ssl_object))
         await super().run()
+
+    async def _initiate_server_close(self) -> None:
+        transport = self.writer.transport
+        self.loop.call_later(CLOSE_GRACE, transport.abort)  # a no-op once the transport closed
+        await super()._initiate_server_close()
+
+    async def _close(self) -> None:
+        try:
+            await super()._close()
+        except ssl.SSLError:
+            pass  # the peer sent data after our close_notify (asyncio's ssl shutdown raises it)
 
 
 def installed() -> bool:
