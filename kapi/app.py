@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 from starlette.applications import Starlette
@@ -143,7 +143,7 @@ class App:
             if impl.plugin_name == names[0]:
                 store = impl.function(*[{"config": self.config, "backend": backend}[a] for a in impl.argnames])
                 if store is not None:
-                    return store
+                    return cast(Storage, store)
         raise PluginConfigError(f"storage plugin {names[0]!r} did not answer for backend {backend!r}")
 
     async def startup(self) -> None:

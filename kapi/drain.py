@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -60,5 +59,4 @@ class BodyDrain:
 
     async def _drain(self) -> None:
         while self._pending and self._received <= DRAIN_LIMIT:
-            message: dict[str, Any] = await self.receive()
-            del message
+            await self.receive()

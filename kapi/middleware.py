@@ -25,7 +25,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kapi import errors, hooks, requestinfo
 from kapi.drain import BodyDrain
@@ -69,7 +69,7 @@ class StatusErrors:
         receive, send = drain.receive, drain.send
         started = False
 
-        async def tracking_send(message: dict[str, Any]) -> None:
+        async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True

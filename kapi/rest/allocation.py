@@ -80,13 +80,13 @@ async def _allocate_ip(ctx: Ctx, wanted: str | None) -> str:
     # .0 is the network, .1 the kubernetes service (reserved by bootstrap), the last is broadcast
     for _ in range(64):
         offset = random.randrange(2, max(3, min(size - 1, 1 << 20)))
-        ip = str(net.network_address + offset)
-        if await _claim(ctx, _ip_key(ctx, ip)):
-            return ip
+        candidate = str(net.network_address + offset)
+        if await _claim(ctx, _ip_key(ctx, candidate)):
+            return candidate
     for offset in range(2, min(size - 1, 1 << 20)):
-        ip = str(net.network_address + offset)
-        if await _claim(ctx, _ip_key(ctx, ip)):
-            return ip
+        candidate = str(net.network_address + offset)
+        if await _claim(ctx, _ip_key(ctx, candidate)):
+            return candidate
     raise errors.APIError(500, "InternalError", "failed to allocate a service IP: range is full")
 
 

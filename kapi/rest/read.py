@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.responses import Response, StreamingResponse
@@ -265,17 +266,21 @@ async def watch(ctx: Ctx) -> Response:
                     yield encoder.encode("ADDED", obj)
             if send_initial:
                 yield encoder.bookmark(start, initial_end=True)
+            source: EventBatches
             if subscription is None:
-                source: AsyncIterator[CacheEvent] = storage_events(ctx.app.storage, prefix, start)
+                source = _IteratorBatches(storage_events(ctx.app.storage, prefix, start))
             else:
                 replay, watcher = subscription
-                for event in replay:
-                    seen = _filtered(served_event(ctx, event), match)
-                    if seen is not None:
-                        yield encoder.encode(*seen)
-                source = watcher.events()
-            async for line in _live(ctx, source, match, encoder, deadline, bookmarks):
-                yield line
+                chunk = _lines(ctx, replay, match, encoder)
+                if chunk:
+                    yield chunk
+                source = watcher
+            try:
+                async for chunk in _live(ctx, source, match, encoder, deadline, bookmarks):
+                    yield chunk
+            finally:
+                if isinstance(source, _IteratorBatches):
+                    await source.aclose()
         except CompactedError as exc:
             yield _status_event(errors.gone(f"too old resource version: {start} ({exc.compacted})"))
         except WatcherOverflow as exc:
@@ -287,37 +292,67 @@ async def watch(ctx: Ctx) -> Response:
     return StreamingResponse(stream(), media_type=JSON, headers={"cache-control": "no-cache, private"})
 
 
-async def _live(ctx: Ctx, source: AsyncIterator[CacheEvent], match: filters.Predicate | None, encoder: _Encoder,
-                deadline: float, bookmarks: bool) -> AsyncIterator[bytes]:
-    """Live events until the deadline, with periodic bookmarks when allowed."""
-    iterator = source.__aiter__()
-    pending: asyncio.Task[CacheEvent] | None = None
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=min(left, BOOKMARK_INTERVAL))
-            if not done:
-                if bookmarks:
-                    yield encoder.bookmark(ctx.app.cache.revision)
-                continue
-            task, pending = pending, None
-            try:
-                event = task.result()
-            except StopAsyncIteration:
-                return
-            seen = _filtered(served_event(ctx, event), match)
-            if seen is not None:
-                yield encoder.encode(*seen)
-    finally:
-        if pending is not None:
-            pending.cancel()
-        aclose = getattr(iterator, "aclose", None)
+class EventBatches(Protocol):
+    """A source of watch events in batches (``Watcher`` or ``_IteratorBatches``)."""
+
+    async def next_batch(self, timeout: float | None) -> list[CacheEvent] | None:
+        """The next events (``[]`` when none came within ``timeout``; None when the source ended)."""
+        ...
+
+
+class _IteratorBatches:
+    """An async iterator of events (a storage watch) as ``EventBatches`` of one event each; the
+    pending ``__anext__`` survives a timeout (a cancelled generator could not be resumed)."""
+
+    def __init__(self, iterator: AsyncIterator[CacheEvent]) -> None:
+        self._iterator = iterator
+        self._pending: asyncio.Future[CacheEvent] | None = None
+
+    async def next_batch(self, timeout: float | None) -> list[CacheEvent] | None:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._iterator.__anext__())
+        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+        if not done:
+            return []
+        task, self._pending = self._pending, None
+        try:
+            return [task.result()]
+        except StopAsyncIteration:
+            return None
+
+    async def aclose(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        aclose = getattr(self._iterator, "aclose", None)
         if aclose is not None:
-            try:
+            with contextlib.suppress(Exception):
                 await aclose()
-            except (RuntimeError, Exception):
-                pass
+
+
+def _lines(ctx: Ctx, events: Iterable[CacheEvent], match: filters.Predicate | None, encoder: _Encoder) -> bytes:
+    """The watch lines of ``events`` as this watcher sees them, as one chunk."""
+    lines = []
+    for event in events:
+        seen = _filtered(served_event(ctx, event), match)
+        if seen is not None:
+            lines.append(encoder.encode(*seen))
+    return b"".join(lines)
+
+
+async def _live(ctx: Ctx, source: EventBatches, match: filters.Predicate | None, encoder: _Encoder,
+                deadline: float, bookmarks: bool) -> AsyncIterator[bytes]:
+    """Live events until the deadline, one chunk per batch, with periodic bookmarks when allowed."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        batch = await source.next_batch(min(left, BOOKMARK_INTERVAL))
+        if batch is None:
+            return
+        if not batch:
+            if bookmarks:
+                yield encoder.bookmark(ctx.app.cache.revision)
+            continue
+        chunk = _lines(ctx, batch, match, encoder)
+        if chunk:
+            yield chunk

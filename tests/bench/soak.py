@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import orjson
 
 from tests.e2e.conftest import Server, start_server
 from tests.reliability.support import tls
@@ -78,7 +79,8 @@ async def watcher(http: httpx.AsyncClient, stats: Stats, stop: float) -> None:
                                    timeout=httpx.Timeout(10, read=90)) as resp:
                 async for line in resp.aiter_lines():
                     if '"type":"ERROR"' in line:  # e.g. dropped for not keeping up: it reconnects
-                        stats.errors["watch: ERROR event"] += 1
+                        status = orjson.loads(line)["object"]
+                        stats.errors[f"watch: ERROR {status.get('code')} {status.get('message', '')[:60]}"] += 1
                     elif line.strip():
                         stats.watch_events += 1
                     if time.monotonic() >= stop:
