@@ -1,6 +1,6 @@
 """No lost updates: many clients doing read-modify-write increments of one ConfigMap counter with
 resourceVersion preconditions (retrying on 409) through real kapi-apiserver processes; the counter
-must equal the number of acknowledged updates. SQLite, etcd, and two API servers sharing one etcd."""
+must equal the number of acknowledged updates. Memory, SQLite, etcd, and two API servers sharing one etcd."""
 
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def check(result: tuple[int, int, int, int]) -> None:
 
 
 @pytest.mark.parametrize("rounds", ROUNDS)
-def test_sqlite(tmp_path: Path, rounds: int) -> None:
-    server = start_server(tmp_path / "sqlite")
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_one_server(tmp_path: Path, backend: str, rounds: int) -> None:
+    server = start_server(tmp_path / backend, "--storage-backend", backend)
     try:
         check(run_counter([server], f"counter-{rounds}", rounds))
     finally:

@@ -2,7 +2,8 @@
 --authorization-mode=Node,RBAC``: anonymous callers reach only what kube's default
 ``system:public-info-viewer`` allows (every discovered resource and verb is refused); a kubelet reads
 only its own pods' secrets; a user cannot escalate through RBAC, impersonation or token requests;
-secret values and bearer tokens never reach the server log; private keys are 0600; TLS < 1.2 is refused."""
+secret values and bearer tokens never reach the server log, error responses, metrics or traces; private
+keys are 0600; TLS < 1.2 and TLS 1.2 without forward-secret AEAD ciphers are refused."""
 
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def test_user_cannot_escalate(live: Server) -> None:
         assert kubelet.get("/api/v1/namespaces/dev/secrets/s-other").status_code == 404  # its pod's: allowed
 
 
-def test_secrets_and_tokens_stay_out_of_logs(live: Server) -> None:
+def test_secrets_and_tokens_stay_out_of_logs_errors_metrics_and_traces(live: Server) -> None:
     with client(live, admin=False) as anon:
         for path in ("/api/v1/namespaces/dev/secrets", "/api/v1/namespaces/dev/secrets/s-n2", "/version"):
             anon.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -154,9 +155,12 @@ def test_secrets_and_tokens_stay_out_of_logs(live: Server) -> None:
         resp = admin.post("/api/v1/namespaces/dev/secrets", json=bad)
         assert resp.status_code == 422
         assert PLAIN_SECRET not in resp.text
-    log = live.log()
-    for needle in (PLAIN_SECRET, SECRET_VALUE, TOKEN):
-        assert needle not in log, needle
+        exposed = {"server log": live.log(), "metrics": admin.get("/metrics").text,
+                   "traces": admin.get("/debug/kapi/traces", params={"limit": "1000"}).text}
+    assert '"steps"' in exposed["traces"]
+    for where, text in exposed.items():
+        for needle in (PLAIN_SECRET, SECRET_VALUE, TOKEN):
+            assert needle not in text, (where, needle)
 
 
 def test_private_keys_are_0600(live: Server) -> None:
@@ -175,6 +179,17 @@ def test_old_tls_is_refused(live: Server, version: ssl.TLSVersion) -> None:
     ctx.minimum_version = ctx.maximum_version = version
     with pytest.raises(httpx.ConnectError), httpx.Client(verify=ctx) as old:
         old.get(f"{live.url}/healthz")
+
+
+@pytest.mark.parametrize("ciphers", ["AES128-SHA:AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA384",
+                                     "DHE-RSA-AES128-GCM-SHA256"])
+def test_weak_tls12_ciphers_are_refused(live: Server, ciphers: str) -> None:
+    """TLS 1.2 offers only forward-secret AEAD suites (ECDHE with AES-GCM or ChaCha20)."""
+    ctx = tls(live, admin=False)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(ciphers)
+    with pytest.raises(httpx.ConnectError), httpx.Client(verify=ctx) as weak:
+        weak.get(f"{live.url}/healthz")
 
 
 def test_modern_tls_works(live: Server) -> None:
