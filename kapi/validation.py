@@ -144,11 +144,12 @@ class SchemaResult:
 class _Findings:
     """Mutable collector used during one validation run."""
 
-    __slots__ = ("causes", "decode_error", "lax", "unknown")
+    __slots__ = ("causes", "decode_error", "lax", "unknown", "unknown_at")
 
     def __init__(self) -> None:
         self.causes: list[Cause] = []
         self.unknown: list[str] = []
+        self.unknown_at: list[tuple[dict[str, Any], str]] = []  # (the object holding it, its key)
         self.decode_error: str | None = None
         self.lax = False  # True inside the top-level status: required lists are not enforced there
 
@@ -200,6 +201,7 @@ class _Check:
             check = props.get(key)
             if check is None:
                 out.unknown.append(_join(path, key))
+                out.unknown_at.append((value, key))
                 continue
             if type(val) not in check.types:
                 out.type_error(_join(path, key), val, check, self.owner)
@@ -390,6 +392,21 @@ def validate_against_schema(catalog: SchemaCatalog, group: str, version: str, ki
         elif unknown_fields == "Warn":
             warnings = [f'unknown field "{path}"' for path in out.unknown]
     return SchemaResult(out.causes, warnings, out.unknown, out.decode_error, unknown_fields)
+
+
+def prune_unknown_fields(catalog: SchemaCatalog, group: str, version: str, kind: str, obj: Any) -> list[str]:
+    """Remove from ``obj``, in place, every field the kind's schema does not declare (as
+    kube-apiserver's decoder drops them from built-in kinds) and return their paths, in kube's
+    notation. Values of the wrong type are left for ``validate_against_schema`` to report; a kind
+    the catalog does not know is left alone."""
+    check = compiled_validator(catalog, group, version, kind)
+    if check is None or check.run is None or not isinstance(obj, dict):
+        return []
+    out = _Findings()
+    check.run(obj, "", out)
+    for holder, key in out.unknown_at:
+        holder.pop(key, None)
+    return out.unknown
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,6 +61,32 @@ async def test_strict_field_validation(client: httpx.AsyncClient) -> None:
     assert warn.status_code == 201 and "bogus" in warn.headers.get("warning", "")
 
 
+@pytest.mark.parametrize(("ctype", "patch"), [
+    ("application/merge-patch+json", {"bogus": 2, "metadata": {"bogus": 3}, "data": {"y": "2"}}),
+    ("application/strategic-merge-patch+json", {"bogus": 2, "metadata": {"bogus": 3}, "data": {"y": "2"}}),
+    ("application/json-patch+json", [{"op": "add", "path": "/bogus", "value": 2},
+                                     {"op": "add", "path": "/metadata/bogus", "value": 3},
+                                     {"op": "add", "path": "/data/y", "value": "2"}]),
+])
+async def test_unknown_fields_of_built_in_kinds_are_dropped(client: httpx.AsyncClient, ctype: str,
+                                                            patch: object) -> None:
+    """kube-apiserver decodes built-in kinds into typed structs: undeclared fields never reach storage
+    (a warning under Warn, nothing under Ignore), whether they came in a create, a put or a patch."""
+    path = "/api/v1/namespaces/default/configmaps"
+    created = await client.post(path, json={**CM, "metadata": {"name": "u", "bogus": 1}, "bogus": 1})
+    assert created.status_code == 201 and "bogus" not in created.json()
+    assert created.headers["warning"].count("unknown field") == 2
+    patched = await client.patch(f"{path}/u", json=patch, headers={"content-type": ctype})
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["warning"].count("unknown field") == 2
+    put = await client.put(f"{path}/u?fieldValidation=Ignore", json={**patched.json(), "spec": {}})
+    assert put.status_code == 200 and "warning" not in put.headers
+    stored = (await client.get(f"{path}/u")).json()
+    assert stored["data"] == {"k": "v", "y": "2"}
+    assert "bogus" not in stored and "spec" not in stored and "bogus" not in stored["metadata"]
+    assert "bogus" not in str(stored["metadata"]["managedFields"])
+
+
 async def test_dry_run_stores_nothing(client: httpx.AsyncClient) -> None:
     resp = await client.post("/api/v1/namespaces/default/configmaps?dryRun=All", json=CM)
     assert resp.status_code == 201

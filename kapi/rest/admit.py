@@ -81,14 +81,16 @@ def field_validation(ctx: Ctx) -> str:
 
 
 def prune_unknown(ctx: Ctx, obj: Obj) -> list[str]:
-    """Drop fields a pruning kind (custom resources) does not declare, before defaulting: a 400 under
+    """Drop the fields the kind does not declare, before defaulting (the strategy prunes custom
+    resources, the OpenAPI schema built-in kinds, as kube's decoder drops them): a 400 under
     ``fieldValidation=Strict`` (kubectl's default), warnings under Warn, silence under Ignore."""
-    unknown = ctx.rt.strategy.unknown_fields(obj)
+    rt = ctx.rt
+    unknown = rt.strategy.unknown_fields(obj) or \
+        validation.prune_unknown_fields(ctx.app.schema, rt.group, rt.version, rt.kind, obj)
     if not unknown:
         return []
     mode = field_validation(ctx)
     if mode == "Strict":
-        rt = ctx.rt
         raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: strict '
                                  "decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown))
     return [f'unknown field "{u}"' for u in unknown] if mode == "Warn" else []

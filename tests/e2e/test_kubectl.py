@@ -111,6 +111,21 @@ def test_three_patch_types(kubectl: Kubectl, ns: str) -> None:
     assert pod["metadata"]["labels"]["m"] == "1" and pod["metadata"]["annotations"]["j"] == "2"
 
 
+def test_unknown_fields(kubectl: Kubectl, ns: str) -> None:
+    """``kubectl patch`` sends no fieldValidation: the server's default (Warn) answers with a
+    warning and drops the undeclared field, as kube-apiserver's typed decoding does; ``kubectl
+    replace`` validates strictly (400 naming the field)."""
+    kubectl("create", "configmap", "typo", "-n", ns, "--from-literal=a=b")
+    patched = kubectl.run("patch", "configmap", "typo", "-n", ns, "--type", "merge",
+                          "-p", '{"dta":{"a":"c"},"data":{"d":"e"}}')
+    assert patched.returncode == 0 and 'Warning: unknown field "dta"' in patched.stderr, patched.stderr
+    stored = json.loads(kubectl("get", "configmap", "typo", "-n", ns, "-o", "json"))
+    assert stored["data"] == {"a": "b", "d": "e"} and "dta" not in stored
+    stored["dta"] = {"x": "y"}
+    replaced = kubectl.run("replace", "-f", "-", input=json.dumps(stored), check=False)
+    assert replaced.returncode != 0 and 'unknown field "dta"' in replaced.stderr, replaced.stderr
+
+
 def test_explain(kubectl: Kubectl) -> None:
     out = kubectl("explain", "pods.spec.containers.image")
     assert "FIELD: image" in out or "image" in out
