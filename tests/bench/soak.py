@@ -1,7 +1,7 @@
 """Soak benchmark: minutes of mixed load on a real kapi-apiserver (SQLite, the default store) with
 many open watches. Not a test: run it by hand from the repository root.
 
-    python -m tests.bench.soak [--minutes 10] [--watchers 100] [--workers 16] [--sample 10]
+    python tests/bench/soak.py [--minutes 10] [--watchers 100] [--workers 16] [--sample 10]
 
 Workers loop over create / get / update (with resourceVersion) / list / delete of ConfigMaps; the
 watchers stream every ConfigMap event of the namespace. The report gives throughput, p50/p99
@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import httpx
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere
 
 from tests.e2e.conftest import Server, start_server
 from tests.reliability.support import tls
