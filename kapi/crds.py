@@ -12,8 +12,11 @@ CRD to claim a name keeps it):
   (False with the conflicting name when another CRD or a built-in resource has it),
   ``Established`` and, while deleting, ``Terminating``. Status is written after the registry
   change, so a client that sees ``Established=True`` can use the resource;
-- deletion: a CRD marked for deletion stops being served, its objects are deleted from storage,
-  then the ``customresourcecleanup.apiextensions.k8s.io`` finalizer is removed (and the CRD goes).
+- deletion (as kube's CRD finalizer controller): a CRD marked for deletion stays served for
+  reads, updates and deletes, but creates get 405 ``create not allowed while custom resource
+  definition is terminating``; its objects are deleted - those with finalizers get a
+  ``deletionTimestamp`` and go when their controllers remove the finalizers - and once none is
+  left the ``customresourcecleanup.apiextensions.k8s.io`` finalizer is removed (and the CRD goes).
 
 ``load()`` runs before the watch cache starts (so stored custom objects are cached from the
 start), ``start()`` after it; ``stop()`` at shutdown.
@@ -33,7 +36,7 @@ from kapi.kinds.apiextensions import CLEANUP_FINALIZER, GROUP, storage_version
 from kapi.kinds.custom import CustomStrategy
 from kapi.resources import ResourceType
 from kapi.rest.objects import encode_for_storage, now_rfc3339
-from kapi.storage import ConflictError, KeyNotFoundError
+from kapi.storage import ConflictError, KeyNotFoundError, KeyValue, Storage
 from kapi.watchcache import WatcherOverflow, decode
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ log = logging.getLogger("kapi.crds")
 
 Obj = dict[str, Any]
 CRD_PLURAL = "customresourcedefinitions"
+CLEANUP_POLL = 0.5  # seconds between passes over a deleted CRD's remaining objects
 
 
 def resource_types(crd: Obj) -> tuple[ResourceType, ...]:
@@ -165,7 +169,8 @@ class CRDController:
     # -- reconciling -------------------------------------------------------------------------------
     def _types_of(self, crd: Obj) -> tuple[ResourceType, ...]:
         name = crd["metadata"]["name"]
-        spec = orjson.dumps(crd.get("spec"), option=orjson.OPT_SORT_KEYS)
+        terminating = b"terminating" if crd["metadata"].get("deletionTimestamp") else b""
+        spec = orjson.dumps(crd.get("spec"), option=orjson.OPT_SORT_KEYS) + terminating
         cached = self._types.get(name)
         if cached is None or cached[0] != spec:
             cached = self._types[name] = (spec, resource_types(crd))
@@ -183,8 +188,7 @@ class CRDController:
             conflict = names.conflict(crd["metadata"]["name"], group, crd_names)
             if conflict is None:
                 names.claim(crd["metadata"]["name"], group, crd_names)
-                if not crd["metadata"].get("deletionTimestamp"):
-                    served.extend(self._types_of(crd))
+                served.extend(self._types_of(crd))  # while terminating: served, but creates are refused
             plan.append((crd, desired_status(crd, conflict)))
         live = {c["metadata"]["name"] for c in crds}
         for name in [n for n in self._types if n not in live]:
@@ -231,14 +235,19 @@ class CRDController:
                                                                       name=f"kapi-crd-cleanup-{name}")
 
     async def _cleanup(self, name: str, prefix: str) -> None:
-        """Delete every object of a deleted CRD, then drop the cleanup finalizer."""
+        """Delete every object of a deleted CRD (those with finalizers are marked for deletion and
+        go when their finalizers are removed), wait until none is left, then drop the cleanup
+        finalizer."""
         assert self.rt is not None
         storage = self.app.storage
         try:
-            page = await storage.list(prefix)
-            for kv in page.items:
-                with contextlib.suppress(KeyNotFoundError):
-                    await storage.delete(kv.key)
+            while True:
+                page = await storage.list(prefix)
+                if not page.items:
+                    break
+                for kv in page.items:
+                    await _delete_custom_object(storage, kv)
+                await asyncio.sleep(CLEANUP_POLL)
             key = self.rt.key(self.app.root, "", name)
             while True:
                 try:
@@ -288,6 +297,21 @@ class CRDController:
             raise
         except Exception:
             log.exception("reconciling CRDs failed")
+
+
+async def _delete_custom_object(storage: Storage, kv: KeyValue) -> None:
+    """Delete one object of a deleted CRD as a DELETE request would: one with finalizers gets a
+    ``deletionTimestamp`` (once) and is left to its finalizers' owners; the others are removed."""
+    obj = decode(kv).obj
+    meta = obj.setdefault("metadata", {})
+    with contextlib.suppress(KeyNotFoundError, ConflictError):  # changed meanwhile: the next pass sees it
+        if not meta.get("finalizers"):
+            await storage.delete(kv.key, expected_revision=kv.revision)
+        elif not meta.get("deletionTimestamp"):
+            meta["deletionTimestamp"] = now_rfc3339()
+            meta["deletionGracePeriodSeconds"] = 0
+            meta.pop("resourceVersion", None)
+            await storage.update(kv.key, encode_for_storage(obj), expected_revision=kv.revision)
 
 
 def _priority(crd: Obj) -> tuple[bool, str, str]:

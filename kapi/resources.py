@@ -62,6 +62,10 @@ class Strategy:
         """The served form of a stored object (the inverse of ``to_storage``)."""
         return obj
 
+    def create_refusal(self) -> str:
+        """Why every create of this resource is refused right now (405), or "" to allow creates."""
+        return ""
+
     def prepare_for_create(self, obj: Obj) -> None:
         """Clear or initialise fields a client may not set on create (e.g. reset status)."""
 

@@ -5,7 +5,8 @@ the ``NamesAccepted`` and ``Established`` conditions and serves established CRDs
 checks what kube's ``ValidateCustomResourceDefinition`` checks that matters to clients: the
 name is ``<plural>.<group>``, the group is a domain with a dot, names are DNS labels, the scope,
 unique version names with exactly one storage version, structural schemas (with the offending
-path; CEL rules must compile), and that the resource does not shadow a built-in one. Creation adds the
+path; CEL rules must compile), ``selectableFields`` (at most 8 simple paths to string, integer or
+boolean fields), and that the resource does not shadow a built-in one. Creation adds the
 ``customresourcecleanup.apiextensions.k8s.io`` finalizer (the controller removes it after
 deleting the custom objects).
 """
@@ -19,6 +20,7 @@ from typing import Any
 from kapi.errors import Cause
 from kapi.kinds import celrules, structural
 from kapi.kinds import fielderrors as fe
+from kapi.kinds.custom import parse_json_path
 from kapi.kinds.formats import NAME_DNS_SUBDOMAIN
 from kapi.kinds.printing import CREATED_AT
 from kapi.resources import Column, ResourceType, Strategy
@@ -92,11 +94,55 @@ def _validate_versions(versions: Any, path: str) -> list[Cause]:
         else:
             errs.extend(structural.schema_errors(schema, f"{vpath}.schema.openAPIV3Schema"))
             errs.extend(celrules.rule_errors(schema, f"{vpath}.schema.openAPIV3Schema"))
+        errs.extend(_validate_selectable_fields(version.get("selectableFields"), schema, f"{vpath}.selectableFields"))
     if sum(1 for v in versions if v.get("storage")) != 1:
         errs.append(fe.invalid(path, [v.get("name") for v in versions],
                                "must have exactly one version marked as storage version"))
     if not any(v.get("served") for v in versions):
         errs.append(fe.invalid(path, [v.get("name") for v in versions], "must have at least one served version"))
+    return errs
+
+
+MAX_SELECTABLE_FIELDS = 8
+SELECTABLE_TYPES = ("string", "integer", "boolean")
+
+
+def _schema_at(schema: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if isinstance(step, int) or not isinstance(props, dict):
+            return None
+        schema = props.get(step)
+    return schema
+
+
+def _validate_selectable_fields(fields: Any, schema: Any, path: str) -> list[Cause]:
+    """``selectableFields``: at most 8, each a simple path to a string, integer or boolean field."""
+    if not fields:
+        return []
+    if not isinstance(fields, list):
+        return [fe.invalid(path, fields, "must be a list")]
+    errs: list[Cause] = []
+    if len(fields) > MAX_SELECTABLE_FIELDS:
+        errs.append(Cause(path, f"Too many: {len(fields)}: must have at most {MAX_SELECTABLE_FIELDS} items",
+                          "FieldValueTooMany"))
+    seen: set[str] = set()
+    for i, field in enumerate(fields):
+        fpath = f"{path}[{i}].jsonPath"
+        text = str((field or {}).get("jsonPath") or "") if isinstance(field, dict) else ""
+        steps = parse_json_path(text) if text.startswith(".") else None
+        if not text:
+            errs.append(fe.required(fpath, ""))
+        elif steps is None or any(isinstance(s, int) for s in steps):
+            errs.append(fe.invalid(fpath, text, "must be a simple JSON path of field names, such as .spec.color"))
+        elif text in seen:
+            errs.append(fe.duplicate(fpath, text))
+        else:
+            target = _schema_at(schema, steps) if schema is not None else None
+            if not isinstance(target, dict) or target.get("type") not in SELECTABLE_TYPES:
+                errs.append(fe.invalid(fpath, text, "must point to a field of type string, boolean or integer. "
+                                       "Enum string fields and strings with formats are allowed."))
+        seen.add(text)
     return errs
 
 

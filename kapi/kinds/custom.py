@@ -37,14 +37,9 @@ class PrinterColumn:
     is_date: bool
 
     def cell(self, obj: Obj) -> Any:
-        value: Any = obj
-        for step in self.path:
-            if isinstance(step, int):
-                value = value[step] if isinstance(value, list) and step < len(value) else None
-            else:
-                value = value.get(step) if isinstance(value, dict) else None
-            if value is None:
-                return None
+        value = _value_at(obj, self.path)
+        if value is None:
+            return None
         if self.is_date and isinstance(value, str):
             return age({"metadata": {"creationTimestamp": value}})
         if isinstance(value, (dict, list)):
@@ -84,14 +79,47 @@ def printer_columns(specs: list[Obj]) -> tuple[PrinterColumn, ...]:
     return tuple(out)
 
 
+def _value_at(obj: Any, path: tuple[str | int, ...]) -> Any:
+    for step in path:
+        if isinstance(step, int):
+            obj = obj[step] if isinstance(obj, list) and step < len(obj) else None
+        else:
+            obj = obj.get(step) if isinstance(obj, dict) else None
+    return obj
+
+
+def selectable_fields(specs: list[Obj]) -> tuple[tuple[str, tuple[str | int, ...]], ...]:
+    """``selectableFields`` as (field-selector name, parsed path): ``.spec.color`` -> ``spec.color``."""
+    out = []
+    for spec in specs:
+        text = str(spec.get("jsonPath", ""))
+        path = parse_json_path(text)
+        if path is not None:
+            out.append((text.strip().lstrip("."), path))
+    return tuple(out)
+
+
+def _selector_value(value: Any) -> str:
+    """A field value as field selectors compare it (booleans as ``true``/``false``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class CustomStrategy(Strategy):
     """Behaviour of one served version of a custom resource."""
 
     strategic_merge = False
 
     def __init__(self, *, group: str, version: str, storage_version: str, schema: Obj | None,
-                 status: bool, columns: tuple[PrinterColumn, ...], scale: Obj | None = None) -> None:
+                 status: bool, columns: tuple[PrinterColumn, ...], scale: Obj | None = None,
+                 terminating: bool = False,
+                 selectable: tuple[tuple[str, tuple[str | int, ...]], ...] = ()) -> None:
         self.group = group
+        self.terminating = terminating
+        self.selectable = selectable
         self.version = version
         self.storage_version = storage_version
         self.schema: Obj = schema or {"type": "object", structural.PRESERVE: True}
@@ -112,7 +140,16 @@ class CustomStrategy(Strategy):
         columns = printer_columns(list(version.get("additionalPrinterColumns") or []))
         return cls(group=str(spec.get("group", "")), version=str(version.get("name", "")),
                    storage_version=str(storage), schema=schema, status="status" in subresources,
-                   columns=columns, scale=subresources.get("scale"))
+                   columns=columns, scale=subresources.get("scale"),
+                   terminating=bool((crd.get("metadata") or {}).get("deletionTimestamp")),
+                   selectable=selectable_fields(list(version.get("selectableFields") or [])))
+
+    def create_refusal(self) -> str:
+        return "create not allowed while custom resource definition is terminating" if self.terminating else ""
+
+    def field_values(self, obj: Obj) -> dict[str, str]:
+        """The CRD version's ``selectableFields`` (``spec.color`` -> its value as a string)."""
+        return {name: _selector_value(_value_at(obj, path)) for name, path in self.selectable}
 
     def _api_version(self, version: str) -> str:
         return f"{self.group}/{version}"
@@ -139,9 +176,16 @@ class CustomStrategy(Strategy):
         structural.apply_defaults(self.schema, obj)
 
     def validate(self, obj: Obj) -> list[Cause]:
+        return self._validate(obj, None)
+
+    def validate_update(self, obj: Obj, old: Obj) -> list[Cause]:
+        """``validate`` plus the CEL transition rules (``oldSelf``)."""
+        return self._validate(obj, old)
+
+    def _validate(self, obj: Obj, old: Obj | None) -> list[Cause]:
         errs = structural.validate(self.schema, obj)
         if self._rules is not None and not errs:  # kube skips CEL when the schema already failed
-            errs = self._rules.validate(obj)
+            errs = self._rules.validate(obj) if old is None else self._rules.validate(obj, old)
         return errs
 
     def columns(self) -> list[Column]:

@@ -51,6 +51,9 @@ async def read_object(ctx: Ctx) -> Obj:
 
 async def create(ctx: Ctx, obj: Obj | None = None, record: fieldmanager.Recorder | None = None) -> Response:
     rt = ctx.rt
+    refusal = rt.strategy.create_refusal()
+    if refusal:
+        raise errors.method_not_allowed(refusal)
     if obj is None:
         obj = await read_object(ctx)
     dry_run = ctx.dry_run

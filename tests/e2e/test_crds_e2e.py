@@ -25,6 +25,7 @@ spec:
     served: true
     storage: true
     subresources: {status: {}}
+    selectableFields: [{jsonPath: .spec.image}]
     additionalPrinterColumns:
     - {name: Schedule, type: string, jsonPath: .spec.cronSpec}
     - {name: Replicas, type: integer, jsonPath: .spec.replicas}
@@ -123,8 +124,31 @@ def test_status_subresource_with_custom_objects_api(crd: Kubectl, k8s) -> None: 
     api.delete_namespaced_custom_object("e2e.example.com", "v1", "default", "crontabs", "py")
 
 
-def test_delete_crd_removes_objects(crd: Kubectl) -> None:
-    crd("delete", "crd", "crontabs.e2e.example.com", "--timeout=20s")
+def test_field_selector_on_a_selectable_field(crd: Kubectl) -> None:
+    crd("apply", "-f", "-", input=CRONTAB.format(name="sel-a", spec="0 4 * * *"))
+    crd("apply", "-f", "-", input=CRONTAB.format(name="sel-b", spec="0 5 * * *").replace("busybox", "alpine"))
+    out = crd("get", "crontabs", "-n", "default", "--field-selector", "spec.image=alpine", "-o", "name")
+    assert out.split() == ["crontab.e2e.example.com/sel-b"]
+    refused = crd.run("get", "crontabs", "-n", "default", "--field-selector", "spec.cronSpec=x", check=False)
+    assert refused.returncode != 0 and "field label not supported" in refused.stderr
+
+
+def test_delete_crd_waits_for_object_finalizers(crd: Kubectl) -> None:
+    crd("apply", "-f", "-", input=CRONTAB.format(name="held", spec="0 2 * * *"))
+    crd("patch", "crontab", "held", "-n", "default", "--type", "merge",
+        "-p", '{"metadata":{"finalizers":["e2e.example.com/hold"]}}')
+    crd("delete", "crd", "crontabs.e2e.example.com", "--wait=false")
+    crd("wait", "--for=condition=Terminating", "crd/crontabs.e2e.example.com", "--timeout=20s")
+    late = crd.run("apply", "-f", "-", input=CRONTAB.format(name="late", spec="0 2 * * *"), check=False)
+    assert late.returncode != 0 and "custom resource definition is terminating" in late.stderr, late.stderr
+    held = json.loads(crd("get", "crontab", "held", "-n", "default", "-o", "json"))
+    assert held["metadata"]["deletionTimestamp"]
+    crd("patch", "crontab", "held", "-n", "default", "--type", "merge", "-p", '{"metadata":{"finalizers":null}}')
+    crd("wait", "--for=delete", "crd/crontabs.e2e.example.com", "--timeout=20s")
+    assert "crontabs.e2e.example.com" not in crd("get", "crds", "-o", "name")
+    result = crd.run("get", "crontabs", "-n", "default", check=False)
+    assert result.returncode != 0
+
     assert "crontabs.e2e.example.com" not in crd("get", "crds", "-o", "name")
     result = crd.run("get", "crontabs", "-n", "default", check=False)
     assert result.returncode != 0
