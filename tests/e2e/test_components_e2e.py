@@ -231,7 +231,16 @@ spec:
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
-    spec: {containers: [{name: main, image: pause}]}
+    spec:
+      containers: [{name: main, image: pause}]
+      # spread over the nodes whatever earlier tests left on them (resource scores alone may tie)
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+          - weight: 100
+            podAffinityTerm:
+              labelSelector: {matchLabels: {app: web}}
+              topologyKey: kubernetes.io/hostname
 """)
     k("rollout", "status", "deployment/web", "--timeout=60s", timeout=70)
     items = pods(k, "app=web")
