@@ -120,7 +120,6 @@ def test_sqlite_sigkill_during_writes(tmp_path: Path) -> None:
     crash_and_restart(tmp_path / "data")
 
 
-@pytest.mark.slow
 def test_etcd_apiserver_sigkill_during_writes(tmp_path: Path) -> None:
     require_etcd()
     with EtcdCluster.started(tmp_path / "etcd") as cluster:
