@@ -181,6 +181,8 @@ async def test_delete_crd_removes_objects(app: kapi.App, c: httpx.AsyncClient) -
         await asyncio.sleep(0.02)
     assert (await c.get(f"{CRDS}/widgets.example.com")).status_code == 404
     assert (await app.storage.list("/registry/example.com/widgets/")).items == []
+    while (await c.get(WIDGETS)).status_code != 404 and loop.time() < deadline + 1:  # the controller catches up
+        await asyncio.sleep(0.02)
     assert (await c.get(WIDGETS)).status_code == 404
 
 

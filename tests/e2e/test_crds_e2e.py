@@ -146,8 +146,10 @@ def test_delete_crd_waits_for_object_finalizers(crd: Kubectl) -> None:
     crd("patch", "crontab", "held", "-n", "default", "--type", "merge", "-p", '{"metadata":{"finalizers":null}}')
     crd("wait", "--for=delete", "crd/crontabs.e2e.example.com", "--timeout=20s")
     assert "crontabs.e2e.example.com" not in crd("get", "crds", "-o", "name")
-    result = crd.run("get", "crontabs", "-n", "default", check=False)
-    assert result.returncode != 0
+    deadline = time.monotonic() + 5  # the server stops serving the resource just after the CRD goes
+    while crd.run("get", "crontabs", "-n", "default", check=False).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert crd.run("get", "crontabs", "-n", "default", check=False).returncode != 0
 
     assert "crontabs.e2e.example.com" not in crd("get", "crds", "-o", "name")
     result = crd.run("get", "crontabs", "-n", "default", check=False)
