@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,6 +67,7 @@ from kapi import (
     UserInfo,
     hookimpl,
 )
+from kapi.timestamps import now_rfc3339
 
 if TYPE_CHECKING:
     from kapi import App
@@ -981,8 +981,6 @@ def bootstrap_objects() -> dict[str, list[Obj]]:
             "rolebindings": role_bindings}
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _stored(obj: Mapping[str, Any]) -> bytes:
@@ -1031,7 +1029,7 @@ async def ensure_bootstrap_policy(app: App) -> int:
             key = rt.key(app.root, meta.get("namespace", ""), meta["name"])
             found = existing.get(key)
             if found is None:
-                meta["uid"], meta["creationTimestamp"] = str(uuid.uuid4()), _now()
+                meta["uid"], meta["creationTimestamp"] = str(uuid.uuid4()), now_rfc3339()
                 with contextlib.suppress(KeyExistsError):
                     await app.storage.create(key, _stored(obj))
                     written += 1

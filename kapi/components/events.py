@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from kapi.client import ApiError, Client, path_for
+from kapi.timestamps import now_rfc3339
 
 log = logging.getLogger("kapi.events")
 
@@ -25,9 +25,6 @@ NORMAL = "Normal"
 WARNING = "Warning"
 
 
-def now_rfc3339() -> str:
-    """The current time as the API's ``Time`` (seconds precision, UTC)."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_event(obj: Mapping[str, Any], type_: str, reason: str, message: str, *, component: str,

@@ -24,6 +24,7 @@ from kapi.kinds.access import as_dict, as_list, child_dict, dicts
 from kapi.kinds.printing import AGE, NONE, human_age, parse_time, utcnow
 from kapi.kinds.quantity import parse_quantity
 from kapi.resources import ALL_VERBS, Column, ResourceType, Strategy
+from kapi.timestamps import rfc3339
 
 Obj = dict[str, Any]
 
@@ -202,7 +203,7 @@ def bind_pod(pod: Obj, binding: Mapping[str, Any]) -> None:
     status = child_dict(pod, "status")
     conditions = [c for c in dicts(status.get("conditions")) if c.get("type") != "PodScheduled"]
     conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
-                       "lastTransitionTime": utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")})
+                       "lastTransitionTime": rfc3339(utcnow())})
     status["conditions"] = conditions
 
 

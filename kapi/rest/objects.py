@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import secrets
 import uuid
 from typing import Any
@@ -11,6 +10,7 @@ import orjson
 
 from kapi import errors
 from kapi.resources import ResourceType
+from kapi.timestamps import now_rfc3339 as now_rfc3339  # re-exported for the REST handlers
 
 Obj = dict[str, Any]
 
@@ -20,9 +20,6 @@ SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePe
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def now_rfc3339() -> str:
-    """The current time as Kubernetes writes timestamps (``2026-11-28T19:40:00Z``)."""
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_uid() -> str:

@@ -31,6 +31,7 @@ parsed signing key is kept in ``app.state`` and re-read when the file changes.
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import time
 import uuid
@@ -51,6 +52,7 @@ from kapi.kinds.access import as_dict, as_list
 from kapi.rest import body
 from kapi.rest.context import Ctx, json_response
 from kapi.storage import KeyNotFoundError
+from kapi.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from kapi.app import App
@@ -229,7 +231,7 @@ async def _bound_claims(ctx: Ctx, ref: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rfc3339(seconds: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return rfc3339(datetime.datetime.fromtimestamp(seconds, datetime.UTC))
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:

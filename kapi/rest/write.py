@@ -20,6 +20,7 @@ from kapi.rest import admit, allocation, body, fieldmanager, objects
 from kapi.rest.context import Ctx, json_response
 from kapi.rest.read import respond_object
 from kapi.storage import ConflictError, KeyExistsError, KeyNotFoundError
+from kapi.timestamps import rfc3339
 from kapi.types import Operation
 from kapi.watchcache import decode
 
@@ -366,7 +367,7 @@ def _pending_deletion(plural: str, obj: Obj, options: Obj) -> Obj | None:
         return obj
     new = objects.deep_copy(obj)
     when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=grace)
-    new["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    new["metadata"]["deletionTimestamp"] = rfc3339(when)
     new["metadata"]["deletionGracePeriodSeconds"] = grace
     if finalizers:
         new["metadata"]["finalizers"] = finalizers

@@ -19,7 +19,6 @@ An object without entries that gets applied to first hands its existing fields t
 
 from __future__ import annotations
 
-import datetime
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ from kapi.patch import deep_copy
 from kapi.schema import SchemaNode
 from kapi.ssa.fieldset import FieldSet, Path, decode, diff, encode, field_set, ownable, path_string, subtract, union
 from kapi.ssa.merge import merge, remove
+from kapi.timestamps import now_rfc3339
 
 Obj = dict[str, Any]
 APPLY = "Apply"
@@ -36,8 +36,6 @@ BEFORE_FIRST_APPLY = "before-first-apply"
 MAX_MANAGER_LENGTH = 128
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -177,7 +175,7 @@ def track_update(old: Obj | None, new: Obj, *, manager: str, api_version: str, n
         if mine is None:
             mine = {"manager": manager, "operation": UPDATE}
             entries.append(mine)
-        mine.update(apiVersion=api_version, time=_now(), fieldsType="FieldsV1",
+        mine.update(apiVersion=api_version, time=now_rfc3339(), fieldsType="FieldsV1",
                     fieldsV1=union(mine.get("fieldsV1") or {}, changed))
         if subresource:
             mine["subresource"] = subresource
@@ -222,7 +220,7 @@ def apply(live: Obj | None, applied: Obj, *, manager: str, force: bool, api_vers
         entry.fields -= touched
     mine = _own(entries, key, api_version)
     if mine.fields != applied_set or touched:
-        mine.time = _now()
+        mine.time = now_rfc3339()
     mine.fields = applied_set
     _store(merged.setdefault("metadata", {}), entries)
     return merged

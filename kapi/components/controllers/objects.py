@@ -17,6 +17,7 @@ import orjson
 
 from kapi.patch import deep_copy
 from kapi.selectors import LabelSelector, from_label_selector_dict
+from kapi.timestamps import rfc3339 as rfc3339  # re-exported for the controllers
 
 Obj = dict[str, Any]
 
@@ -127,9 +128,6 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def rfc3339(moment: datetime.datetime) -> str:
-    """A ``metav1.Time``: seconds precision, UTC, ``Z``."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @functools.lru_cache(maxsize=4096)

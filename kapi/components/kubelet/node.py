@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kapi.client import ApiError, Client, path_for
-from kapi.components.events import now_rfc3339
 from kapi.leaderelection import micro_time
+from kapi.timestamps import now_rfc3339
 
 log = logging.getLogger("kapi.kubelet")
 

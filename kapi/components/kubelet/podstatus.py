@@ -10,10 +10,11 @@ container is ready while it runs; an init container when it completed.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from kapi.timestamps import now_rfc3339
 
 Obj = dict[str, Any]
 
@@ -22,8 +23,6 @@ RUNNING = "running"
 TERMINATED = "terminated"
 
 
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -39,10 +39,10 @@ from kapi.components.kubelet.podstatus import (
     WAITING,
     ContainerRecord,
     Records,
-    now_rfc3339,
     pod_status,
 )
 from kapi.components.kubelet.runtime import Container, ContainerRuntime
+from kapi.timestamps import now_rfc3339
 
 log = logging.getLogger("kapi.kubelet")
 

@@ -18,11 +18,12 @@ import time
 from typing import Any
 
 from kapi.client import ApiError, Client, Informer, path_for
-from kapi.components.events import NORMAL, WARNING, EventRecorder, now_rfc3339
+from kapi.components.events import NORMAL, WARNING, EventRecorder
 from kapi.components.scheduler.algorithm import find_node
 from kapi.components.scheduler.cache import SchedulerCache, pod_key
 from kapi.components.scheduler.queue import SchedulingQueue
 from kapi.components.scheduler.resources import PodInfo
+from kapi.timestamps import now_rfc3339
 
 log = logging.getLogger("kapi.scheduler")
 
