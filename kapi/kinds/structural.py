@@ -23,6 +23,7 @@ from typing import Any
 
 from kapi.errors import Cause
 from kapi.kinds import fielderrors as fe
+from kapi.validation import json_type
 
 Schema = Mapping[str, Any]
 
@@ -152,8 +153,8 @@ def _check(schema: Schema, value: Any, path: str, errs: list[Cause], *, root: bo
             errs.append(fe.invalid(path, value, "must be an integer or a string"))
             return
     elif kind and not _type_ok(kind, value):
-        errs.append(Cause(path, f'Invalid value: "{_json_type(value)}": {path or "body"} in body must be of type '
-                                f'{kind}: "{_json_type(value)}"', fe.INVALID))
+        errs.append(Cause(path, f'Invalid value: "{json_type(value)}": {path or "body"} in body must be of type '
+                                f'{kind}: "{json_type(value)}"', fe.INVALID))
         return
     enum = schema.get("enum")
     if enum is not None and value not in enum:
@@ -168,18 +169,6 @@ def _check(schema: Schema, value: Any, path: str, errs: list[Cause], *, root: bo
         _check_object(schema, value, path, errs, root=root)
     for sub in schema.get("allOf") or ():
         _check(sub, value, path, errs)
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _check_string(schema: Schema, value: str, path: str, errs: list[Cause]) -> None:
