@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kapi.config import Config, default_data_dir
+from kapi.flagtypes import boolean
 from kapi.hooks import all_impls
 from kapi.plugins import PluginConfigError, make_plugin_manager, plugin_names
 
@@ -39,14 +40,6 @@ KUBE_AUTHENTICATION_ORDER = ("authn_request_header", "authn_x509", "authn_token_
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
 
 
 def _duration(value: str) -> float:
@@ -74,7 +67,7 @@ def add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     authn.add_argument("--client-ca-file", default="", help="CA bundle that verifies client certificates (x509 "
                        "authentication: CN = user, O = groups); default DATA_DIR/pki/ca.crt when kapi generates PKI")
     authn.add_argument("--token-auth-file", default="", help="static tokens, CSV: token,user,uid,\"group1,group2\"")
-    authn.add_argument("--anonymous-auth", type=_bool, default=True, help="allow unauthenticated requests as "
+    authn.add_argument("--anonymous-auth", type=boolean, default=True, help="allow unauthenticated requests as "
                        "system:anonymous (turned off with --authorization-mode=AlwaysAllow, as kube-apiserver does)")
     authn.add_argument("--authentication-plugins", type=_csv, default=(), help="extra authenticator plugins "
                        "(entry-point names), tried after the built-in ones, in this order")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kapi
+from kapi.flagtypes import boolean
 
 NAME = "flowcontrol_apf"
 EXEMPT_GROUP = "system:masters"
@@ -169,18 +170,10 @@ class FairQueuing:
             level.release()
 
 
-def _bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, not {value!r}")
-
-
 @kapi.hookimpl
 def kapi_add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("priority and fairness (plugin flowcontrol_apf)")
-    group.add_argument("--enable-priority-and-fairness", type=_bool, default=True, help="fair queuing per user "
+    group.add_argument("--enable-priority-and-fairness", type=boolean, default=True, help="fair queuing per user "
                        "between priority levels (default true)")
     group.add_argument("--apf-queue-length", type=int, default=QUEUE_LENGTH, help="requests one user may have "
                        "waiting before 429")
