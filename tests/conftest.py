@@ -3,6 +3,10 @@
 Requests authenticate with the ``X-Test-User`` header (a throwaway authenticator registered only
 here: ``user`` or ``user:group1,group2``); authorization is whatever the test configures
 (AlwaysAllow by default).
+
+The pytest kit's fixtures (``kapi_server`` ...) are imported here too, so the kit's own tests use
+them whether or not its ``pytest11`` entry point is installed yet (a conftest fixture of the same
+name takes precedence over the plugin's).
 """
 
 from __future__ import annotations
@@ -15,6 +19,16 @@ import pytest
 
 import kapi
 from kapi import AuthnRequest, UserInfo, hookimpl
+from kapi.testing.pytest_plugin import (  # noqa: F401
+    kapi_async_client,
+    kapi_client,
+    kapi_components,
+    kapi_config,
+    kapi_kubeconfig,
+    kapi_pki,
+    kapi_plugins,
+    kapi_server,
+)
 
 
 class HeaderAuthenticator:
