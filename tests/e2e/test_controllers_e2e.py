@@ -75,7 +75,6 @@ def _component_kubeconfig(server: Server) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    import shutil
 
     server = start_server(tmp_path_factory.mktemp("kapi-controllers"), "--authorization-mode=Node,RBAC",
                           "--authentication-plugins=service-account")
@@ -84,9 +83,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         manager = subprocess.Popen([*controller_manager_command(), f"--kubeconfig={_component_kubeconfig(server)}",
                                     "--leader-elect", "--use-service-account-credentials"],
                                    stdout=log, stderr=subprocess.STDOUT)
-    binary = shutil.which("kubectl")
-    assert binary is not None
-    cluster = Cluster(server, manager, log_path, Kubectl(server.kubeconfig, binary))
+    cluster = Cluster(server, manager, log_path, Kubectl.installed(server.kubeconfig))
     try:
         yield cluster
     finally:

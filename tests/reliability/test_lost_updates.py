@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from etcd_server import EtcdCluster, require_etcd
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, serving
 from tests.reliability.support import aclient, hammer
 
 pytestmark = pytest.mark.e2e
@@ -56,36 +56,24 @@ def check(result: tuple[int, int, int, int]) -> None:
 @pytest.mark.parametrize("rounds", ROUNDS)
 @pytest.mark.parametrize("backend", ["sqlite", "memory"])
 def test_one_server(tmp_path: Path, backend: str, rounds: int) -> None:
-    server = start_server(tmp_path / backend, "--storage-backend", backend)
-    try:
+    with serving(tmp_path / backend, "--storage-backend", backend) as server:
         check(run_counter([server], f"counter-{rounds}", rounds))
-    finally:
-        server.stop()
 
 
 @pytest.mark.slow  # the two-server test below covers etcd in the default run
 @pytest.mark.parametrize("rounds", ROUNDS)
 def test_etcd(tmp_path: Path, etcd: EtcdCluster, rounds: int) -> None:
-    server = start_server(tmp_path / "one", *etcd_flags(etcd))
-    try:
+    with serving(tmp_path / "one", *etcd_flags(etcd)) as server:
         check(run_counter([server], f"counter-one-{rounds}", rounds))
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize("rounds", ROUNDS)
 def test_two_servers_on_one_etcd(tmp_path: Path, etcd: EtcdCluster, rounds: int) -> None:
-    first = start_server(tmp_path / "a", *etcd_flags(etcd))
-    try:
+    with serving(tmp_path / "a", *etcd_flags(etcd)) as first:
         pki = first.data_dir / "pki"
         # the second server shares the first one's PKI, so the admin credentials work on both
         second_dir = tmp_path / "b"
         second_dir.mkdir()
         (second_dir / "pki").symlink_to(pki)
-        second = start_server(second_dir, *etcd_flags(etcd))
-        try:
+        with serving(second_dir, *etcd_flags(etcd)) as second:
             check(run_counter([first, second], f"counter-two-{rounds}", rounds))
-        finally:
-            second.stop()
-    finally:
-        first.stop()

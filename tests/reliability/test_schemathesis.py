@@ -12,7 +12,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-from tests.e2e.conftest import Server, kubeconfig_files, start_server
+from tests.e2e.conftest import Server, kubeconfig_files, serving
 from tests.reliability.support import client
 
 pytestmark = pytest.mark.e2e
@@ -25,11 +25,8 @@ SKIPPED = ("/watch/", "/proxy", "/exec", "/attach", "/portforward", "/log")
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(tmp_path_factory.mktemp("fuzz"))
-    try:
+    with serving(tmp_path_factory.mktemp("fuzz")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def fuzz(server: Server, group_versions: list[str], examples: int, only: tuple[str, ...] = ()) -> tuple[int, list[str]]:
