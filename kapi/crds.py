@@ -137,7 +137,7 @@ class CRDController:
     def __init__(self, app: App) -> None:
         self.app = app
         self.rt = app.registry.lookup(GROUP, "v1", CRD_PLURAL)
-        self._types: dict[str, tuple[bytes, tuple[ResourceType, ...]]] = {}
+        self._types: dict[str, tuple[tuple[bytes, bool], tuple[ResourceType, ...]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._cleanups: dict[str, asyncio.Task[None]] = {}
 
@@ -169,11 +169,11 @@ class CRDController:
     # -- reconciling -------------------------------------------------------------------------------
     def _types_of(self, crd: Obj) -> tuple[ResourceType, ...]:
         name = crd["metadata"]["name"]
-        terminating = b"terminating" if crd["metadata"].get("deletionTimestamp") else b""
-        spec = orjson.dumps(crd.get("spec"), option=orjson.OPT_SORT_KEYS) + terminating
+        key = (orjson.dumps(crd.get("spec"), option=orjson.OPT_SORT_KEYS),
+               bool(crd["metadata"].get("deletionTimestamp")))  # terminating types refuse creates
         cached = self._types.get(name)
-        if cached is None or cached[0] != spec:
-            cached = self._types[name] = (spec, resource_types(crd))
+        if cached is None or cached[0] != key:
+            cached = self._types[name] = (key, resource_types(crd))
         return cached[1]
 
     def _plan(self, crds: list[Obj]) -> list[tuple[Obj, Obj]]:
