@@ -9,6 +9,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from kapi import App, AuthnRequest, Config, UserInfo, create_app, requestinfo
 from kapi.kinds import builtin_resources
 from kapi.rest.context import Ctx
+from kapi_certs import pki
 from kapi_plugins.storage_memory import MemoryStorage
 
 
@@ -88,6 +90,20 @@ def ctx_for(app: App, method: str, path: str, body: Any, user: UserInfo | None =
     scope = {"type": "http", "method": method, "path": path, "query_string": b"",
              "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]}
     return Ctx(app=app, rt=rt, info=info, user=user or UserInfo(name="admin"), request=Request(scope, receive))
+
+
+def webhook_pki(folder: Path) -> SimpleNamespace:
+    """A CA, a serving certificate for 127.0.0.1 and a client certificate for a TLS webhook under
+    ``folder`` (``ca.crt``, ``server.crt/key``, ``client.crt/key``); returns them (``folder``,
+    ``ca``, ``client``, ``client_key``) for building the webhook's kubeconfig."""
+    ca, ca_key = pki.make_ca("webhook-ca")
+    server, server_key = pki.issue(ca, ca_key, cn="webhook", ips=["127.0.0.1"], server=True)
+    client, client_key = pki.issue(ca, ca_key, cn="kube-apiserver", client=True)
+    for name, data in (("ca.crt", pki.cert_pem(ca)), ("server.crt", pki.cert_pem(server)),
+                       ("server.key", pki.key_pem(server_key)), ("client.crt", pki.cert_pem(client)),
+                       ("client.key", pki.key_pem(client_key))):
+        (folder / name).write_bytes(data)
+    return SimpleNamespace(folder=folder, ca=ca, client=client, client_key=client_key)
 
 
 def free_port() -> int:

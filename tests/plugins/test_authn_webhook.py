@@ -18,22 +18,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kapi import AuthenticationError, Config, UserInfo
-from kapi_certs import build_kubeconfig, pki, to_yaml
+from kapi_certs import build_kubeconfig, to_yaml
 from kapi_plugins import authn_webhook as wh
-from tests.plugins.authn_fakes import bearer, free_port, tls_server
+from tests.plugins.authn_fakes import bearer, free_port, tls_server, webhook_pki
 
 
 @pytest.fixture(scope="module")
 def pki_files(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    folder = tmp_path_factory.mktemp("webhook-pki")
-    ca, ca_key = pki.make_ca("webhook-ca")
-    server, server_key = pki.issue(ca, ca_key, cn="webhook", ips=["127.0.0.1"], server=True)
-    client, client_key = pki.issue(ca, ca_key, cn="kube-apiserver", client=True)
-    for name, data in (("ca.crt", pki.cert_pem(ca)), ("server.crt", pki.cert_pem(server)),
-                       ("server.key", pki.key_pem(server_key)), ("client.crt", pki.cert_pem(client)),
-                       ("client.key", pki.key_pem(client_key))):
-        (folder / name).write_bytes(data)
-    return SimpleNamespace(folder=folder, ca=ca, client=client, client_key=client_key)
+    return webhook_pki(tmp_path_factory.mktemp("webhook-pki"))
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from kapi import APIError, Decision, RequestAttributes, UserInfo
-from kapi_certs import build_kubeconfig, pki, to_yaml
+from kapi_certs import build_kubeconfig, to_yaml
 from kapi_plugins import authz_webhook as wh
-from tests.plugins.authn_fakes import free_port, tls_server
+from tests.plugins.authn_fakes import free_port, tls_server, webhook_pki
 from tests.plugins.authz_support import client, running
 
 JANE = UserInfo("jane", uid="7", groups=("dev", "system:authenticated"), extra={"scopes": ("a",)})
@@ -31,14 +31,7 @@ def req(verb: str, resource: str, name: str = "", ns: str = "dev", user: UserInf
 
 @pytest.fixture(scope="module")
 def pki_files(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    folder = tmp_path_factory.mktemp("authz-webhook-pki")
-    ca, ca_key = pki.make_ca("webhook-ca")
-    server, server_key = pki.issue(ca, ca_key, cn="webhook", ips=["127.0.0.1"], server=True)
-    client_cert, client_key = pki.issue(ca, ca_key, cn="kube-apiserver", client=True)
-    for name, data in (("ca.crt", pki.cert_pem(ca)), ("server.crt", pki.cert_pem(server)),
-                       ("server.key", pki.key_pem(server_key))):
-        (folder / name).write_bytes(data)
-    return SimpleNamespace(folder=folder, ca=ca, client=client_cert, client_key=client_key)
+    return webhook_pki(tmp_path_factory.mktemp("authz-webhook-pki"))
 
 
 @pytest.fixture
