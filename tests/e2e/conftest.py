@@ -29,6 +29,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals, grace: float) -> None:
+    """Send ``sig`` to a still-running ``process``; kill it if it has not exited after ``grace`` s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 @dataclass
 class Server:
     """A running kapi-apiserver."""
@@ -50,13 +62,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, signal.SIGTERM, 10)
 
 
 def start_server(data_dir: Path, *extra: str, port: int | None = None, wait: float = 20.0) -> Server:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Kubectl, free_port
+from .conftest import Kubectl, free_port, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -68,12 +68,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_process(process, signal.SIGINT, 30)
 
 
 @pytest.fixture(scope="module")

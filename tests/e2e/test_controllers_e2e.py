@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Kubectl, Server, start_server
+from .conftest import Kubectl, Server, start_server, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -87,12 +87,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         yield cluster
     finally:
-        if manager.poll() is None:
-            manager.send_signal(signal.SIGTERM)
-            try:
-                manager.wait(15)
-            except subprocess.TimeoutExpired:
-                manager.kill()
+        stop_process(manager, signal.SIGTERM, 15)
         server.stop()
 
 
