@@ -45,6 +45,7 @@ from kapi.components.controllers.objects import (
     meta,
     name_of,
     namespace_of,
+    owner_key,
     owner_reference,
     pod_phase,
     remove_condition,
@@ -111,11 +112,7 @@ class DeploymentController(Controller):
     # -- event handlers ------------------------------------------------------------------------
 
     def _owner_key(self, obj: Obj, ref: Obj | None) -> str | None:
-        if ref is None or ref.get("kind") != "Deployment":
-            return None
-        key = f"{namespace_of(obj)}/{ref.get('name')}"
-        d = self.deployments.get(key)
-        return key if d is not None and uid_of(d) == ref.get("uid") else None
+        return owner_key(obj, ref, "Deployment", self.deployments.get)
 
     def _enqueue_selecting(self, rs: Obj) -> None:
         labels = labels_of(rs)

@@ -46,6 +46,7 @@ from kapi.components.controllers.objects import (
     meta,
     name_of,
     namespace_of,
+    owner_key,
     owner_reference,
     parse_time,
     pod_from_template,
@@ -168,12 +169,7 @@ class JobController(Controller):
         self.backoff.pop(key, None)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        key = f"{namespace_of(pod)}/{ref.get('name')}"
-        job = self.jobs.get(key)
-        return key if job is not None and uid_of(job) == ref.get("uid") else None
+        return owner_key(pod, controller_of(pod), "Job", self.jobs.get)
 
     def _pod_added(self, pod: Obj) -> None:
         key = self._owner_key(pod)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -106,6 +106,17 @@ def controller_of(obj: Mapping[str, Any]) -> Obj | None:
         if ref.get("controller") is True:
             return ref
     return None
+
+
+def owner_key(obj: Mapping[str, Any], ref: Mapping[str, Any] | None, kind: str,
+              lookup: Callable[[str], Obj | None]) -> str | None:
+    """``namespace/name`` of the owner ``ref`` names when it is a ``kind`` that ``lookup`` (a cache's
+    ``get``) finds with the same uid - an owner recreated under the same name is not the owner - else None."""
+    if ref is None or ref.get("kind") != kind:
+        return None
+    key = f"{namespace_of(obj)}/{ref.get('name')}"
+    owner = lookup(key)
+    return key if owner is not None and uid_of(owner) == ref.get("uid") else None
 
 
 def controller_uid(obj: Mapping[str, Any]) -> str:

@@ -40,6 +40,7 @@ from kapi.components.controllers.objects import (
     meta,
     name_of,
     namespace_of,
+    owner_key,
     owner_reference,
     parse_time,
     pod_from_template,
@@ -50,7 +51,6 @@ from kapi.components.controllers.objects import (
     set_condition,
     spec_of,
     status_of,
-    uid_of,
 )
 from kapi.components.controllers.writes import is_namespace_terminating, put_status
 
@@ -149,11 +149,7 @@ class ReplicaSetController(Controller):
 
     def _owner_key(self, pod: Obj, ref: Obj | None) -> str | None:
         """The key of the ReplicaSet ``ref`` names, when it is one this cache knows (same uid)."""
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return None
-        key = f"{namespace_of(pod)}/{ref.get('name')}"
-        rs = self.replica_sets.get(key)
-        return key if rs is not None and uid_of(rs) == ref.get("uid") else None
+        return owner_key(pod, ref, "ReplicaSet", self.replica_sets.get)
 
     def _enqueue_selecting(self, pod: Obj) -> None:
         """Queue every ReplicaSet of the pod's namespace that selects it (adoption candidates)."""
