@@ -7,7 +7,8 @@ watches so that its resourceVersion is often compacted away (410 Gone -> it reli
 server is SIGKILLed and restarted on the same port mid-run. Every event must fit the client's view
 (ADDED for an unknown name, MODIFIED/DELETED for a known one, resourceVersions strictly increasing
 within a stream and after the one it resumed from): no duplicate, no gap, no reordering. At the end
-the client's view equals the server's list.
+the client's view equals the server's list. The official ``kubernetes`` client gets the same 410
+(as ApiException) for a compacted resourceVersion and resumes after a relist.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, serving, start_server
 from tests.reliability.support import CM_PATH, client
 
 pytestmark = pytest.mark.e2e
@@ -162,3 +163,31 @@ def test_reflector_through_compactions_and_a_crash(tmp_path: Path) -> None:
     assert reflector.state == final
     assert reflector.gone > 0, "the test never made a watch fall behind compaction"
     assert reflector.disconnects > 0 or reflector.relists > 1
+
+
+def test_official_client_gets_410_for_a_compacted_resource_version(tmp_path: Path) -> None:
+    """The ``kubernetes`` client's watch raises ApiException 410 for a resourceVersion compaction
+    removed (what its callers relist on), and a relist plus watch from the new version works."""
+    from kubernetes import client as k8s
+    from kubernetes import config, watch
+
+    with serving(tmp_path / "data", *FLAGS) as server:
+        core = k8s.CoreV1Api(config.new_client_from_config(config_file=str(server.kubeconfig)))
+        first = core.list_namespaced_config_map("default").metadata.resource_version
+        with client(server) as http:
+            for step in range(40):
+                write(http, step)
+        time.sleep(0.5)  # compaction runs every 0.1 s and keeps 5 revisions
+        with pytest.raises(k8s.ApiException) as gone:
+            for _event in watch.Watch().stream(core.list_namespaced_config_map, "default",
+                                               resource_version=first, timeout_seconds=5):
+                pass
+        assert gone.value.status == 410
+        listed = core.list_namespaced_config_map("default")
+        core.create_namespaced_config_map("default", k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="after")))
+        stream, seen = watch.Watch(), []
+        for event in stream.stream(core.list_namespaced_config_map, "default",
+                                   resource_version=listed.metadata.resource_version, timeout_seconds=5):
+            seen.append((event["type"], event["object"].metadata.name))
+            stream.stop()
+        assert seen == [("ADDED", "after")]
